@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import json
 import math
 import os
 import sys
@@ -250,13 +252,17 @@ def fit(model, dataset, train_vae, args, config: TrainConfig, log=print) -> list
     The weights are saved after every finite epoch, so a NaN never overwrites
     the last good weights. Raises NonFiniteLossError when the loss is not finite.
     """
-    num_batches = int(dataset.cardinality())
+    num_batches = count_batches(dataset)
+    # epoch_terms is an optional extension of the contract: a train_vae written
+    # without it still works, and the log then shows the total loss only.
+    accepts_terms = "epoch_terms" in inspect.signature(train_vae).parameters
     history: list[EpochRecord] = []
     for epoch in range(1, config.num_epochs + 1):
         terms: dict[str, float] = {}
+        extra = {"epoch_terms": terms} if accepts_terms else {}
         start = time.perf_counter()
         try:
-            total_loss = train_vae(model, dataset, args, is_cvae=config.cvae, epoch_terms=terms)
+            total_loss = train_vae(model, dataset, args, is_cvae=config.cvae, **extra)
         except NonFiniteLossError as error:
             raise NonFiniteLossError(batch=error.batch, epoch=epoch) from None
         total_loss = float(total_loss)
@@ -272,7 +278,36 @@ def fit(model, dataset, train_vae, args, config: TrainConfig, log=print) -> list
         history.append(record)
         log(format_epoch(record, config.num_epochs))
         save_weights_atomically(model, weights_path(config))
+        save_history(history, history_path(config))
     return history
+
+
+def count_batches(dataset) -> int:
+    """Number of batches of a tf.data.Dataset (or of any sized iterable)."""
+    cardinality = getattr(dataset, "cardinality", None)
+    if cardinality is not None:
+        return int(cardinality())
+    return len(dataset)
+
+
+def history_path(config: TrainConfig) -> Path:
+    return Path(config.outputs_dir) / f"{config.model_name}_history.json"
+
+
+def save_history(history: list[EpochRecord], path: Path) -> None:
+    """Write the per-epoch losses as JSON, atomically, for ``--load_weights`` to redraw."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as file:
+        json.dump([dataclasses.asdict(record) for record in history], file, indent=1)
+    os.replace(tmp, path)
+
+
+def load_history(path: Path) -> list[EpochRecord]:
+    """The history saved by ``save_history``; empty when there is none or it is unreadable."""
+    try:
+        return [EpochRecord(**record) for record in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
 
 
 def run(args: argparse.Namespace, train_vae, load_mnist_arrays, log=print) -> list[EpochRecord]:
@@ -300,12 +335,13 @@ def run(args: argparse.Namespace, train_vae, load_mnist_arrays, log=print) -> li
             )
         model.load_weights(path)
         log(f"Loaded weights from {path}")
+        history = load_history(history_path(config))
     else:
         dataset = make_dataset(
             arrays.train_images, arrays.train_labels, config.batch_size,
             buffer_size=len(arrays.train_labels), seed=config.seed,
         )
-        steps = int(dataset.cardinality())
+        steps = count_batches(dataset)
         model.optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps))
         log(
             f"Training the {config.model_name.upper()} for {config.num_epochs} epochs "
@@ -314,8 +350,9 @@ def run(args: argparse.Namespace, train_vae, load_mnist_arrays, log=print) -> li
         start = time.perf_counter()
         history = fit(model, dataset, train_vae, args, config, log=log)
         log(f"Trained in {time.perf_counter() - start:.1f} s; weights in {weights_path(config)}")
-        figures.save_loss_curve(history, outputs / f"{config.model_name}_loss.png")
     written = figures.draw_model_figures(model, config, arrays, outputs)
+    if history:
+        written.append(figures.save_loss_curve(history, outputs / f"{config.model_name}_loss.png"))
     for path in written:
         log(f"Wrote {path}")
     return history

@@ -1,0 +1,52 @@
+"""Small shared pieces for the tests: a subset of MNIST and running the CLI as a child."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+CODE_DIR = REPO_DIR / "hw" / "code"
+
+
+def require_mnist_dir() -> str:
+    """The folder of the real MNIST files (``MNIST_DATA_DIR``); skips the test when unset."""
+    data_dir = os.environ.get("MNIST_DATA_DIR")
+    if not data_dir:
+        pytest.skip("set MNIST_DATA_DIR to the folder with the MNIST IDX files")
+    return data_dir
+
+
+@lru_cache(maxsize=1)
+def _real_arrays(data_dir: str):
+    from mnist_data import load_arrays
+
+    return load_arrays(data_dir)
+
+
+def mnist_subset(num_train: int = 1024, num_test: int = 256):
+    """The first images of real MNIST: a small, fast training set for smoke runs."""
+    arrays = _real_arrays(require_mnist_dir())
+    return dataclasses.replace(
+        arrays,
+        train_images=arrays.train_images[:num_train],
+        train_labels=arrays.train_labels[:num_train],
+        test_images=arrays.test_images[:num_test],
+        test_labels=arrays.test_labels[:num_test],
+    )
+
+
+def run_cli(*args: str, cwd: Path = REPO_DIR, env: dict | None = None, timeout: float = 300):
+    """Run ``python hw/code/assignment.py ARGS`` in a child process; returns the CompletedProcess."""
+    child_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    script = CODE_DIR / "assignment.py"
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=cwd, env=child_env, capture_output=True, text=True, timeout=timeout,
+    )

@@ -1,0 +1,144 @@
+"""The contract functions of assignment.py and the command line's handling of bad input."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import assignment
+from helpers import mnist_subset, run_cli
+from mnist_data import make_dataset
+from vae import CVAE, VAE, loss_function
+
+
+def test_one_hot_matches_the_identity_rows():
+    labels = np.array([3, 0, 9, 3])
+    encoded = np.asarray(assignment.one_hot(labels, 10))
+    assert encoded.dtype == np.float32
+    np.testing.assert_array_equal(encoded, np.eye(10, dtype=np.float32)[labels])
+
+
+def test_parse_arguments_defaults_and_aliases():
+    args = assignment.parseArguments([])
+    assert args.cvae is False and args.load_weights is False and args.device == "auto"
+    assert assignment.parseArguments(["--is_cvae"]).cvae is True
+    args = assignment.parseArguments(
+        ["--cvae", "--batch_size", "64", "--num_epochs", "2", "--latent_size", "3",
+         "--learning_rate", "0.01", "--device", "cpu", "--seed", "5"]
+    )
+    assert (args.batch_size, args.num_epochs, args.latent_size) == (64, 2, 3)
+    assert args.learning_rate == 0.01 and args.seed == 5
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [("--num_epochs", "0"), ("--batch_size", "-4"), ("--latent_size", "0"),
+     ("--learning_rate", "0"), ("--learning_rate", "nan"), ("--batch_size", "ten"),
+     ("--device", "tpu")],
+)
+def test_bad_arguments_are_usage_errors(flag, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        assignment.parseArguments([flag, value])
+    assert exit_info.value.code == 2
+    assert flag in capsys.readouterr().err
+
+
+def _dataset(num=512, batch_size=64):
+    arrays = mnist_subset(num_train=num)
+    return make_dataset(arrays.train_images, arrays.train_labels, batch_size, seed=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("is_cvae", [False, True])
+def test_train_vae_lowers_the_loss_and_returns_the_sum_of_batch_losses(is_cvae):
+    import keras
+
+    tf.keras.utils.set_random_seed(0)
+    dataset = _dataset()
+    model = CVAE(784, 10, latent_size=8) if is_cvae else VAE(784, latent_size=8)
+    model.optimizer = keras.optimizers.Adam(1e-3)
+    args = assignment.parseArguments([])
+
+    def mean_loss():
+        losses = []
+        for images, labels in dataset:
+            if is_cvae:
+                x_hat, mu, logvar = model(images, assignment.one_hot(labels, 10))
+            else:
+                x_hat, mu, logvar = model(images)
+            losses.append(float(loss_function(x_hat, images, mu, logvar)))
+        return float(np.mean(losses))
+
+    before = mean_loss()
+    terms = {}
+    total = float(assignment.train_vae(model, dataset, args, is_cvae=is_cvae, epoch_terms=terms))
+    after = mean_loss()
+    num_batches = int(dataset.cardinality())
+    assert after < before
+    # The total is a sum of per-image losses over 8 batches: between the loss
+    # after and before training, times the number of batches.
+    assert 0.8 * after * num_batches < total < 1.2 * before * num_batches
+    assert terms["reconstruction"] + terms["kl"] == pytest.approx(total, rel=1e-6)
+    assert terms["kl"] > 0
+
+
+def test_load_mnist_yields_scaled_channel_first_batches(monkeypatch):
+    from helpers import require_mnist_dir
+
+    monkeypatch.setenv("MNIST_DATA_DIR", require_mnist_dir())
+    images, labels = next(iter(assignment.load_mnist(32)))
+    assert images.shape == (32, 1, 28, 28) and images.dtype == tf.float32
+    assert labels.shape == (32,)
+    assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+    assert float(tf.reduce_max(images)) == 1.0
+
+
+@pytest.mark.slow
+def test_cli_help_works_from_the_code_folder():
+    from helpers import CODE_DIR
+
+    result = run_cli("--help", cwd=CODE_DIR)
+    assert result.returncode == 0
+    for flag in ("--cvae", "--batch_size", "--device", "--data_dir", "--outputs_dir", "--seed"):
+        assert flag in result.stdout
+
+
+@pytest.mark.slow
+def test_cli_bad_number_is_one_line_without_traceback():
+    result = run_cli("--num_epochs", "-1")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "--num_epochs: must be a positive int, got -1" in result.stderr
+
+
+@pytest.mark.slow
+def test_cli_missing_data_dir_exits_2_with_one_clear_message(tmp_path):
+    missing = tmp_path / "no-such-folder"
+    result = run_cli("--num_epochs", "1", "--data_dir", str(missing),
+                     "--outputs_dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert str(missing) in result.stderr
+    assert not (tmp_path / "out" / "vae.weights.h5").exists()
+
+
+@pytest.mark.slow
+def test_cli_device_gpu_without_a_gpu_is_a_clear_error(tmp_path):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    result = run_cli("--device", "gpu", "--outputs_dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "--device gpu: TensorFlow sees no GPU" in result.stderr
+
+
+@pytest.mark.slow
+def test_cli_load_weights_without_weights_says_to_train_first(tmp_path):
+    from helpers import require_mnist_dir
+
+    result = run_cli("--cvae", "--load_weights", "--outputs_dir", str(tmp_path),
+                     env={"MNIST_DATA_DIR": require_mnist_dir()})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "no saved weights" in result.stderr and "--cvae" in result.stderr
