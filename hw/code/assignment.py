@@ -65,7 +65,9 @@ def train_vae(model, train_loader, args, is_cvae=False, epoch_terms=None):
     if cached is None or cached[0] is not model.optimizer or cached[1] != is_cvae:
         optimizer = model.optimizer
 
-        @tf.function
+        # XLA compilation (jit_compile) fuses the small ops around the matmuls;
+        # on a CPU it roughly halves the time of a step.
+        @tf.function(jit_compile=True)
         def step(images, labels):
             with tf.GradientTape() as tape:
                 if is_cvae:

@@ -26,30 +26,6 @@ def _mlp(sizes, activation, name):
     )
 
 
-class ConditionalDecoder(keras.layers.Layer):
-    """Decoder ``(N, Z + C) -> (N, 1, 28, 28)`` that feeds the label to every layer.
-
-    Its input is ``concat([z, c])`` as the contract requires. Giving every hidden
-    layer the one-hot label, not only the first, makes the label the easiest way
-    for the decoder to know the digit, so the latent code is free to describe
-    only the style. That is what makes samples drawn with label k look like a k.
-    """
-
-    def __init__(self, latent_size, hidden_sizes, **kwargs):
-        super().__init__(**kwargs)
-        self.latent_size = latent_size
-        self.hidden = [layers.Dense(size, activation="relu") for size in hidden_sizes]
-        self.output_layer = layers.Dense(784, activation="sigmoid")
-        self.reshape = layers.Reshape(IMAGE_SHAPE)
-
-    def call(self, zc):
-        c = zc[:, self.latent_size :]
-        h = self.hidden[0](zc)
-        for dense in self.hidden[1:]:
-            h = dense(tf.concat([h, c], axis=-1))
-        return self.reshape(self.output_layer(h))
-
-
 class VAE(keras.Model):
     """Fully connected VAE.
 
@@ -132,8 +108,13 @@ class CVAE(keras.Model):
         self.encoder = _mlp(hidden_sizes, "relu", "encoder")
         self.mu_layer = layers.Dense(latent_size, name="mu")
         self.logvar_layer = layers.Dense(latent_size, kernel_initializer="zeros", name="logvar")
-        self.decoder = ConditionalDecoder(
-            latent_size, tuple(reversed(hidden_sizes)), name="decoder"
+        self.decoder = keras.Sequential(
+            [
+                _mlp(tuple(reversed(hidden_sizes)), "relu", "decoder_mlp"),
+                layers.Dense(input_size, activation="sigmoid"),
+                layers.Reshape(IMAGE_SHAPE),
+            ],
+            name="decoder",
         )
         # END SOLUTION
 

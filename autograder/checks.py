@@ -1,0 +1,452 @@
+"""The checks, their points, and how each one scores what the child returned.
+
+``CHECKS`` is the single list of checks and points: the grader, the results
+table and the handout all read it. Every score is computed here, in the
+grader's process, from plain arrays, against the grader's own numpy
+computation of the same quantity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NUM_CLASSES = 10
+BCE_EPSILON = 1e-7
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    key: str
+    name: str
+    points: float
+    summary: str
+
+
+CHECKS: tuple[CheckSpec, ...] = (
+    CheckSpec("one_hot", "one_hot", 5,
+              "one-hot matrix of random labels, compared entry by entry"),
+    CheckSpec("reparametrize", "reparametrize: distribution", 8,
+              "shape, mean and variance over 20,000 draws, fresh noise at every call"),
+    CheckSpec("reparametrize_gradient", "reparametrize: gradients", 4,
+              "gradients of z with respect to mu and logvar"),
+    CheckSpec("loss_function", "loss_function", 15,
+              "negative ELBO per image on five random batches"),
+    CheckSpec("vae_forward", "VAE forward pass", 8,
+              "shapes of x_hat, mu, logvar and of the decoder's output; x_hat in [0, 1]"),
+    CheckSpec("cvae_forward", "CVAE forward pass", 10,
+              "the same for the CVAE, and the decoder's output depends on the label"),
+    CheckSpec("train_vae", "train_vae", 10,
+              "a few batches lower the loss; the returned total has the right size"),
+    CheckSpec("vae_training", "VAE training", 15,
+              "the VAE trained with your train_vae under the grader's budget: loss below 120"),
+    CheckSpec("cvae_generation", "CVAE generation", 25,
+              "100 samples per digit scored by a pretrained classifier: above 90% is full credit"),
+)
+TOTAL_POINTS = sum(spec.points for spec in CHECKS)
+CHECKS_BY_KEY = {spec.key: spec for spec in CHECKS}
+
+
+@dataclass
+class Outcome:
+    """The fraction of a check's points earned and the feedback shown to the student."""
+
+    fraction: float
+    feedback: str
+    output_format: str = "md"
+
+
+def passed(feedback: str) -> Outcome:
+    return Outcome(1.0, feedback)
+
+
+def failed(feedback: str, fraction: float = 0.0) -> Outcome:
+    return Outcome(fraction, feedback)
+
+
+# The grader's trusted computations.
+
+
+def bce_sum(x_hat: np.ndarray, x: np.ndarray) -> float:
+    """Binary cross-entropy summed over every pixel of every image (float64)."""
+    x_hat = np.clip(np.asarray(x_hat, np.float64), BCE_EPSILON, 1 - BCE_EPSILON)
+    x = np.asarray(x, np.float64)
+    return float(-np.sum(x * np.log(x_hat) + (1 - x) * np.log(1 - x_hat)))
+
+
+def kl_sum(mu: np.ndarray, logvar: np.ndarray) -> float:
+    """KL(N(mu, exp(logvar)) || N(0, I)) summed over the batch and the latent dimensions."""
+    mu = np.asarray(mu, np.float64)
+    logvar = np.asarray(logvar, np.float64)
+    return float(-0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar)))
+
+
+def negative_elbo(x_hat, x, mu, logvar) -> float:
+    """The contract's ``loss_function``: (BCE + KL) / N."""
+    return (bce_sum(x_hat, x) + kl_sum(mu, logvar)) / len(x)
+
+
+def loss_variants(x_hat, x, mu, logvar) -> dict[str, float]:
+    """Values of the usual wrong versions of the loss, to name the likely bug."""
+    n = len(x)
+    bce = bce_sum(x_hat, x)
+    kl = kl_sum(mu, logvar)
+    mu64 = np.asarray(mu, np.float64)
+    logvar64 = np.asarray(logvar, np.float64)
+    kl_sigma_as_variance = float(-0.5 * np.sum(1 + logvar64 - mu64**2 - np.exp(0.5 * logvar64)))
+    kl_logvar_as_log_sigma = float(-0.5 * np.sum(1 + 2 * logvar64 - mu64**2 - np.exp(2 * logvar64)))
+    pixels = np.prod(np.shape(x)[1:])
+    return {
+        "the reconstruction term is a mean over pixels instead of a sum": (bce / pixels + kl) / n,
+        "the KL term is missing its factor 1/2": (bce + 2 * kl) / n,
+        "the KL term has the wrong sign": (bce - kl) / n,
+        "the standard deviation is used where the variance belongs in the KL "
+        "(exp(logvar / 2) instead of exp(logvar))": (bce + kl_sigma_as_variance) / n,
+        "logvar is treated as log(sigma) in the KL": (bce + kl_logvar_as_log_sigma) / n,
+        "the loss is not divided by the batch size": bce + kl,
+        "the KL term is missing": bce / n,
+        "the loss is averaged over the latent dimensions too": (bce + kl / np.shape(mu)[1]) / n,
+    }
+
+
+# Helpers for feedback.
+
+
+# The submission's modules each probe imports, in import order.
+PROBE_MODULES = {"one_hot": ("assignment",), "train_vae": ("vae", "assignment"),
+                 "vae": ("vae", "assignment"), "cvae": ("vae", "assignment")}
+
+
+def error_of(result: dict, probe: str) -> str | None:
+    """The error a probe reported, or the error of importing a module it needs."""
+    if f"{probe}.error" in result:
+        return str(result[f"{probe}.error"])
+    for module in PROBE_MODULES.get(probe, ("vae",)):
+        if f"import_{module}.error" in result:
+            return f"importing {module}.py failed: {result[f'import_{module}.error']}"
+    return None
+
+
+def missing_result(result: dict, probe: str, child_detail: str) -> Outcome:
+    error = error_of(result, probe)
+    if error:
+        return failed(f"Your code raised an error: `{error}`")
+    return failed(f"No result came back: the program {child_detail}.")
+
+
+def array(result: dict, key: str) -> np.ndarray | None:
+    value = result.get(key)
+    return None if value is None else np.asarray(value, dtype=np.float64)
+
+
+def shape_text(shape) -> str:
+    return "(" + ", ".join(str(int(s)) for s in shape) + ")"
+
+
+# The unit checks: each takes the probe results, the request the grader sent,
+# and a sentence about how the child ended (for missing results).
+
+
+def check_one_hot(result, request, child_detail) -> Outcome:
+    output = array(result, "one_hot.output")
+    if output is None:
+        return missing_result(result, "one_hot", child_detail)
+    labels = request["one_hot.labels"]
+    expected = np.eye(NUM_CLASSES)[labels]
+    if output.shape != expected.shape:
+        return failed(f"Expected shape {shape_text(expected.shape)} for {len(labels)} labels and "
+                      f"10 classes, got {shape_text(output.shape)}.")
+    wrong = np.flatnonzero(~np.isclose(output, expected, atol=1e-6).all(axis=1))
+    if len(wrong):
+        i = wrong[0]
+        return failed(f"Row {i} (label {labels[i]}) should be 1 at column {labels[i]} and 0 elsewhere; "
+                      f"got {np.round(output[i], 3).tolist()}. {len(wrong)} of {len(labels)} rows are wrong.")
+    return passed(f"All {len(labels)} rows are correct.")
+
+
+def check_reparametrize(result, request, child_detail) -> Outcome:
+    first = array(result, "reparametrize.first")
+    second = array(result, "reparametrize.second")
+    if first is None or second is None:
+        return missing_result(result, "reparametrize", child_detail)
+    mu = request["reparam.mu"].astype(np.float64)
+    logvar = request["reparam.logvar"].astype(np.float64)
+    if first.shape != mu.shape or second.shape != mu.shape:
+        return failed(f"Expected z with the shape of mu {shape_text(mu.shape)}, got {shape_text(first.shape)}.")
+    if not (np.isfinite(first).all() and np.isfinite(second).all()):
+        return failed("z contains NaN or infinite values.")
+    if np.allclose(first, mu):
+        return failed("z equals mu: no noise is added. Expected z = mu + exp(logvar / 2) * eps.")
+    if np.allclose(first, second):
+        return failed("Two calls with the same inputs returned the same z: draw new noise eps at every call "
+                      "(for example with tf.random.normal inside the function, not once at import).")
+    n = len(mu)
+    mean, var = first.mean(axis=0), first.var(axis=0)
+    want_mean, want_var = mu[0], np.exp(logvar[0])
+    mean_ok = np.abs(mean - want_mean) <= 6 * np.sqrt(want_var / n) + 1e-3
+    var_ok = np.abs(var / want_var - 1) <= 0.06
+    if mean_ok.all() and var_ok.all():
+        return passed(f"Mean and variance over {n} draws match mu and exp(logvar) in every dimension.")
+    columns = ", ".join(
+        f"(mu {want_mean[j]:.2f}, var {want_var[j]:.3f}) got (mean {mean[j]:.3f}, var {var[j]:.3f})"
+        for j in range(len(want_mean))
+    )
+    cause = "check that sigma = exp(logvar / 2) multiplies eps ~ N(0, 1) and mu is added."
+    if np.allclose(var / np.exp(2 * logvar[0]), 1, atol=0.06):
+        cause = "the variance is exp(logvar)^2: exp(logvar) is used as the standard deviation; use exp(logvar / 2)."
+    elif np.allclose(var, 1, atol=0.06):
+        cause = "the variance is 1 whatever logvar is: eps is not scaled by sigma = exp(logvar / 2)."
+    return failed(f"Expected per-dimension mean mu and variance exp(logvar). Per dimension: {columns}. Likely: {cause}",
+                  fraction=0.25 if mean_ok.all() else 0.0)
+
+
+def check_reparametrize_gradient(result, request, child_detail) -> Outcome:
+    z = array(result, "reparametrize_gradient.z")
+    if z is None:
+        return missing_result(result, "reparametrize_gradient", child_detail)
+    grad_mu = array(result, "reparametrize_gradient.grad_mu")
+    grad_logvar = array(result, "reparametrize_gradient.grad_logvar")
+    mu = request["grad.mu"].astype(np.float64)
+    weights = request["grad.weights"].astype(np.float64)
+    if z.shape != mu.shape or grad_mu.shape != mu.shape or grad_logvar.shape != mu.shape:
+        return failed(f"Expected z and both gradients with the shape of mu {shape_text(mu.shape)}.")
+    want_logvar = weights * 0.5 * (z - mu)
+    mu_ok = np.allclose(grad_mu, weights, rtol=1e-3, atol=1e-5)
+    logvar_ok = np.allclose(grad_logvar, want_logvar, rtol=1e-3, atol=1e-4)
+    if mu_ok and logvar_ok:
+        return passed("d z / d mu = 1 and d z / d logvar = (z - mu) / 2, as expected.")
+    problems = []
+    if not mu_ok:
+        problems.append("the gradient with respect to mu is not 1 per element")
+    if not logvar_ok:
+        problems.append("the gradient with respect to logvar is not (z - mu) / 2 "
+                        "(is sigma computed from logvar with TensorFlow ops, as exp(logvar / 2)?)")
+    return failed("Expected gradients flowing through z = mu + exp(logvar / 2) * eps; but "
+                  + " and ".join(problems) + ". Likely: the noise or sigma is computed outside TensorFlow "
+                  "(NumPy) or detached from the inputs.", fraction=0.5 if (mu_ok or logvar_ok) else 0.0)
+
+
+def check_loss_function(result, request, child_detail) -> Outcome:
+    values = array(result, "loss_function.values")
+    if values is None:
+        return missing_result(result, "loss_function", child_detail)
+    count = int(request["loss.count"])
+    batches = [[request[f"loss.{i}.{name}"].astype(np.float64) for name in ("x_hat", "x", "mu", "logvar")]
+               for i in range(count)]
+    if values.shape != (count,):
+        return failed(f"Expected one scalar per batch; got {values.size} values for {count} batches: "
+                      "loss_function must return a scalar (a sum over the batch divided by N).")
+    expected = np.array([negative_elbo(*batch) for batch in batches])
+    correct = np.isclose(values, expected, rtol=2e-4, atol=1e-3)
+    if correct.all():
+        return passed(f"All {count} batches match the negative ELBO per image.")
+    i = int(np.flatnonzero(~correct)[0])
+    cause = "compare your formula with (BCE summed over pixels and images + KL summed) / N."
+    for description, value in loss_variants(*batches[i]).items():
+        variants = [loss_variants(*batch)[description] for batch in batches]
+        if np.allclose(values, variants, rtol=2e-4, atol=1e-3):
+            cause = description + "."
+            break
+    return failed(f"Batch {i} ({len(batches[i][1])} images): expected {expected[i]:.4f}, got {values[i]:.4f} "
+                  f"({int(correct.sum())} of {count} batches right). Likely: {cause}")
+
+
+def _check_forward(result, request, child_detail, probe, decoded_shape) -> tuple[Outcome | None, list[str]]:
+    x_hat = array(result, f"{probe}.x_hat")
+    if x_hat is None:
+        return missing_result(result, probe, child_detail), []
+    n = len(request["forward.x"])
+    latent = int(request["forward.latent_size"])
+    want = {"x_hat": (n, 1, 28, 28), "mu": (n, latent), "logvar": (n, latent), "decoded": decoded_shape}
+    problems = []
+    for name, shape in want.items():
+        value = array(result, f"{probe}.{name}")
+        if value is None or value.shape != shape:
+            got = "nothing" if value is None else shape_text(value.shape)
+            problems.append(f"{name} should have shape {shape_text(shape)}, got {got}")
+        elif not np.isfinite(value).all():
+            problems.append(f"{name} contains NaN or infinite values")
+        elif name in ("x_hat", "decoded") and (value.min() < -1e-6 or value.max() > 1 + 1e-6):
+            problems.append(f"{name} should be probabilities in [0, 1] (a sigmoid output), "
+                            f"got values from {value.min():.3f} to {value.max():.3f}")
+    return None, problems
+
+
+def check_vae_forward(result, request, child_detail) -> Outcome:
+    z_rows = len(request["forward.z"])
+    outcome, problems = _check_forward(result, request, child_detail, "vae_forward", (z_rows, 1, 28, 28))
+    if outcome:
+        return outcome
+    if problems:
+        return failed("With VAE(784, latent_size=%d): " % int(request["forward.latent_size"])
+                      + "; ".join(problems) + ".", fraction=0.0)
+    return passed("model(x) returns x_hat (N, 1, 28, 28) in [0, 1], mu and logvar (N, Z); "
+                  "model.decoder(z) returns (N, 1, 28, 28).")
+
+
+def check_cvae_forward(result, request, child_detail) -> Outcome:
+    z_rows = len(request["forward.z"])
+    outcome, problems = _check_forward(result, request, child_detail, "cvae_forward",
+                                       (z_rows * NUM_CLASSES, 1, 28, 28))
+    if outcome:
+        return outcome
+    if problems:
+        return failed("With CVAE(784, 10, latent_size=%d): " % int(request["forward.latent_size"])
+                      + "; ".join(problems) + ".")
+    decoded = array(result, "cvae_forward.decoded").reshape(z_rows, NUM_CLASSES, -1)
+    spread = np.abs(decoded - decoded.mean(axis=1, keepdims=True)).max(axis=(1, 2))
+    if (spread < 1e-6).any():
+        return failed("Shapes are right, but decoding the same z with the ten different labels gives the same "
+                      "image: the decoder ignores the label. Feed concat([z, c]) through the decoder "
+                      "(use every column of its input).", fraction=0.6)
+    return passed("Shapes are right, and the decoder's output changes with the label.")
+
+
+def grader_loss(result, prefix, images) -> float | None:
+    """The grader's negative ELBO from the child's mu, logvar and decoded x_hat."""
+    mu, logvar, x_hat = (array(result, f"{prefix}.{k}") for k in ("mu", "logvar", "x_hat"))
+    if mu is None or logvar is None or x_hat is None:
+        return None
+    n = len(images)
+    if x_hat.shape != (n, 1, 28, 28) or mu.shape != logvar.shape or len(mu) != n:
+        return None
+    if not (np.isfinite(mu).all() and np.isfinite(logvar).all() and np.isfinite(x_hat).all()):
+        return float("nan")
+    if x_hat.min() < -1e-6 or x_hat.max() > 1 + 1e-6 or logvar.max() > 80:
+        return float("nan")
+    x = images.astype(np.float64)[:, None] / 255.0
+    return negative_elbo(x_hat, x, mu, logvar)
+
+
+def check_train_vae(result, request, child_detail) -> Outcome:
+    if "train_vae.returned" not in result:
+        return missing_result(result, "train_vae", child_detail)
+    images = request["steps.images"][:256]
+    before = grader_loss(result, "train_vae.before", images)
+    after = grader_loss(result, "train_vae.after", images)
+    if before is None or after is None or not np.isfinite(before) or not np.isfinite(after):
+        return failed("The model's outputs before or after train_vae were malformed or not finite, "
+                      "so the loss could not be measured.")
+    returned = float(array(result, "train_vae.returned")[0])
+    num_batches = -(-len(request["steps.images"]) // int(request["steps.batch_size"]))
+    lowered = after < 0.9 * before
+    average = returned / num_batches
+    plausible = np.isfinite(average) and 0.8 * after <= average <= 1.2 * before
+    lines = [f"Loss on 256 fixed images (grader's computation): {before:.1f} before, {after:.1f} after one "
+             f"epoch of {num_batches} batches.",
+             f"train_vae returned {returned:.1f}, that is {average:.1f} per batch."]
+    if lowered and plausible:
+        return passed(" ".join(lines))
+    fraction = 0.0
+    if lowered:
+        fraction = 0.7
+        lines.append(f"Expected the sum over the {num_batches} batches of the per-image loss, between "
+                     f"{0.8 * after * num_batches:.0f} and {1.2 * before * num_batches:.0f}. Likely: the "
+                     "return value is the last batch's loss, a mean, or a sum over images instead of batches.")
+    else:
+        lines.append("Expected the loss to fall by at least 10%. Likely: the optimizer never applies the "
+                     "gradients (model.optimizer.apply_gradients), the gradients are taken outside the "
+                     "GradientTape, or they are taken with respect to the wrong variables.")
+        if plausible:
+            fraction = 0.3
+    return failed(" ".join(lines), fraction=fraction)
+
+
+UNIT_CHECKS = {
+    "one_hot": check_one_hot,
+    "reparametrize": check_reparametrize,
+    "reparametrize_gradient": check_reparametrize_gradient,
+    "loss_function": check_loss_function,
+    "vae_forward": check_vae_forward,
+    "cvae_forward": check_cvae_forward,
+    "train_vae": check_train_vae,
+}
+
+
+def check_vae_training(result, request, child_detail, threshold: float) -> Outcome:
+    images = request["eval.images"]
+    loss = grader_loss(result, "vae", images)
+    if loss is None:
+        error = error_of(result, "vae")
+        if error:
+            return failed(f"Training raised an error: `{error}`")
+        return failed(f"No trained model came back: the program {child_detail}.")
+    returned = array(result, "vae.returned")
+    epochs = "" if returned is None else (
+        " Your train_vae returned " + ", ".join(f"{v:.0f}" for v in returned) + " per epoch.")
+    if not np.isfinite(loss):
+        return failed("After training, the model's outputs are NaN, infinite or out of range." + epochs)
+    text = (f"Negative ELBO per image on {len(images)} training images after the grader's training budget: "
+            f"{loss:.1f} (below {threshold:.0f} earns full credit).{epochs}")
+    if loss < threshold:
+        return passed(text)
+    # Partial credit falls linearly to zero at 1.5 times the threshold.
+    fraction = float(np.clip((1.5 * threshold - loss) / (0.5 * threshold), 0.0, 1.0))
+    return failed(text + " Likely: a bug in the loss or in train_vae that slows learning.", fraction=fraction)
+
+
+@dataclass
+class GenerationStats:
+    accuracy: float
+    per_digit: list[float]
+    within_digit_std: float
+    copied_fraction: float
+    median_nearest_distance: float
+
+
+def nearest_training_distances(samples: np.ndarray, train_images: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Euclidean distance (pixels in [0, 1]) from each sample to its nearest training image."""
+    flat = samples.reshape(len(samples), -1).astype(np.float32)
+    best = np.full(len(flat), np.inf, dtype=np.float32)
+    sample_norms = (flat**2).sum(axis=1)
+    for start in range(0, len(train_images), chunk):
+        block = train_images[start:start + chunk].reshape(-1, flat.shape[1]).astype(np.float32) / 255.0
+        distances = sample_norms[:, None] - 2 * flat @ block.T + (block**2).sum(axis=1)[None, :]
+        best = np.minimum(best, distances.min(axis=1))
+    return np.sqrt(np.maximum(best, 0.0))
+
+
+def generation_stats(samples, labels, probabilities, train_images) -> GenerationStats:
+    predicted = probabilities.argmax(axis=1)
+    per_digit = [float(np.mean(predicted[labels == d] == d)) for d in range(NUM_CLASSES)]
+    flat = samples.reshape(len(samples), -1)
+    within = float(np.mean([flat[labels == d].std(axis=0).mean() for d in range(NUM_CLASSES)]))
+    distances = nearest_training_distances(samples, train_images)
+    return GenerationStats(
+        accuracy=float(np.mean(predicted == labels)), per_digit=per_digit, within_digit_std=within,
+        copied_fraction=float(np.mean(distances < COPY_DISTANCE)),
+        median_nearest_distance=float(np.median(distances)),
+    )
+
+
+# A sample this close (L2, pixels in [0, 1]) to a training image counts as a copy;
+# distinct MNIST digits are typically 5 to 10 apart.
+COPY_DISTANCE = 1.0
+MIN_WITHIN_DIGIT_STD = 0.02
+MAX_COPIED_FRACTION = 0.1
+
+
+def check_cvae_generation(stats: GenerationStats | None, problem: str | None, full_credit: float,
+                          zero_credit: float, grid_html: str = "") -> Outcome:
+    if stats is None:
+        return failed(problem or "No samples came back.")
+    table = "".join(f"<td>{d}: {a:.0%}</td>" for d, a in enumerate(stats.per_digit))
+    details = (f"<p>Classifier accuracy on your samples (100 per digit, z ~ N(0, I) drawn by the grader): "
+               f"<b>{stats.accuracy:.1%}</b> (full credit above {full_credit:.0%}).</p>"
+               f"<table><tr>{table}</tr></table>"
+               f"<p>Within-digit variation (mean pixel std): {stats.within_digit_std:.3f}; median distance to "
+               f"the nearest training image: {stats.median_nearest_distance:.2f}.</p>{grid_html}")
+    if stats.within_digit_std < MIN_WITHIN_DIGIT_STD:
+        return Outcome(0.0, "<p>The samples of each digit are (nearly) identical: the decoder ignores z, so "
+                       "this earns no generation credit.</p>" + details, "html")
+    if stats.copied_fraction > MAX_COPIED_FRACTION:
+        return Outcome(0.0, f"<p>{stats.copied_fraction:.0%} of the samples are copies of training images "
+                       "(distance below 1.0): memorised images earn no generation credit.</p>" + details, "html")
+    fraction = float(np.clip((stats.accuracy - zero_credit) / (full_credit - zero_credit), 0.0, 1.0))
+    if stats.accuracy > full_credit:
+        fraction = 1.0
+    elif stats.accuracy <= full_credit:
+        details = ("<p>Below full credit. Likely: the decoder makes little use of the label (check that "
+                   "concat([z, c]) feeds the decoder), or the loss or training loop has a bug.</p>" + details)
+    return Outcome(fraction, details, "html")

@@ -1,0 +1,67 @@
+"""The grader's configuration: training budgets, limits on the child processes, seeds."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from autograder.sandbox import Limits
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How the grader trains a submission's models.
+
+    The grader, not the student, builds the models (``VAE(784, latent_size)``),
+    sets ``model.optimizer`` and calls ``train_vae`` once per epoch on the first
+    ``train_images`` training images. A small latent size for the CVAE makes
+    conditioning easy to learn in few steps, and a large batch keeps a plain
+    eager Python loop fast.
+    """
+
+    train_images: int = 60_000
+    batch_size: int = 256
+    learning_rate: float = 2e-3
+    vae_epochs: int = 2
+    vae_latent_size: int = 15
+    cvae_epochs: int = 2
+    cvae_latent_size: int = 4
+    eval_images: int = 2_000
+
+
+FULL_BUDGET = Budget()
+# Small budget: for tests and CI where training quality is not the point.
+SMALL_BUDGET = Budget(train_images=4_096, batch_size=256, vae_epochs=1, cvae_epochs=1, eval_images=512)
+
+
+@dataclass(frozen=True)
+class GradeConfig:
+    """Everything that decides a grade; the same config and submission give the same score."""
+
+    budget: Budget = FULL_BUDGET
+    seed: int = 1234
+    # Limits of each child process that runs student code.
+    # TensorFlow starts a few threads per core and RLIMIT_NPROC counts threads,
+    # so the process limit leaves room for them while still stopping a fork bomb.
+    unit_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=180.0, memory_mb=1500,
+                                                               max_processes=512))
+    train_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=420.0, memory_mb=1500,
+                                                                max_processes=512))
+    # A probe run alone, after the combined run of all probes did not finish.
+    probe_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=90.0, memory_mb=1500,
+                                                                max_processes=512))
+    # The whole grade, children included, ends within this time (Gradescope's limit is 600 s).
+    total_seconds: float = 560.0
+    # Thresholds of the checks.
+    vae_loss_threshold: float = 120.0
+    generation_full_credit: float = 0.90
+    generation_zero_credit: float = 0.20
+    samples_per_digit: int = 100
+
+    def small(self) -> "GradeConfig":
+        """The same checks with the small training budget and tighter time limits."""
+        return dataclasses.replace(
+            self,
+            budget=SMALL_BUDGET,
+            train_limits=dataclasses.replace(self.train_limits, wall_seconds=180.0),
+        )

@@ -1,0 +1,383 @@
+"""Grade one submission: run its code in sandboxed children, score the results, write the report.
+
+The grader's own process never imports TensorFlow or the submission: it makes
+the inputs, starts children (``harness.py`` next to a copy of the submission,
+as an unprivileged user when the grader is root), reads back plain arrays and
+computes every score itself. The results file is written in a ``finally``
+block, so whatever the submission does, a valid results file is the grader's.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from autograder import checks
+from autograder.config import GradeConfig
+from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR, ensure_code_on_path
+from autograder.results import Report, TestResult, write_results
+from autograder.sandbox import ChildResult, Limits, lock_down, prepare_workdir, run_child, unprivileged_user
+from autograder.submission import HARNESS_NAME, SubmissionError, copy_submission
+
+MAX_RESULT_BYTES = 256 * 2**20
+# Seconds kept back from the total limit for scoring and writing the results.
+RESERVE_SECONDS = 30.0
+UNIT_PROBES = ("reparametrize", "reparametrize_gradient", "loss_function", "vae_forward",
+               "cvae_forward", "one_hot", "train_vae")
+
+
+class GraderError(Exception):
+    """The grader itself cannot run (no data, no classifier); not the submission's fault."""
+
+
+@dataclass
+class ChildRun:
+    """What one child returned: its arrays (empty when none came back) and how it ended."""
+
+    arrays: dict
+    child: ChildResult
+
+    @property
+    def detail(self) -> str:
+        if self.child.status == "ok":
+            return "ended before returning its results (does it call sys.exit or os._exit?)"
+        return self.child.detail
+
+
+def load_result_file(path: Path) -> dict:
+    """Read a child's result .npz defensively: plain numeric or text arrays only."""
+    if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_RESULT_BYTES:
+        return {}
+    arrays = {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for key in data.files:
+                value = data[key]
+                if type(value) is np.ndarray and value.dtype.kind in "fiub":
+                    arrays[key] = np.array(value, dtype=np.float64)
+                elif type(value) is np.ndarray and value.dtype.kind == "U":
+                    arrays[key] = str(value)[:2000]
+    except Exception:  # noqa: BLE001 - a corrupt file is the same as no file
+        return {}
+    return arrays
+
+
+class Grader:
+    """Runs the children for one submission inside one temporary sandbox folder."""
+
+    def __init__(self, sandbox: Path, config: GradeConfig, log, deadline: float):
+        self.sandbox = sandbox
+        self.config = config
+        self.log = log
+        self.deadline = deadline
+        self.env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(sandbox),
+            "LANG": "C.UTF-8",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "CUDA_VISIBLE_DEVICES": "",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": str(sandbox / ".matplotlib"),
+            "KERAS_HOME": str(sandbox / ".keras"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        self.run_as = self._child_user()
+
+    def _child_user(self) -> str | None:
+        """``"auto"`` (an unprivileged user when root) if that user can start Python, else None.
+
+        When the unprivileged user cannot reach the interpreter (for example a
+        virtual environment under /root), children run as the grader's user
+        and the grader says so: the limits still hold, the file isolation not.
+        """
+        owner = unprivileged_user()
+        if owner is None:
+            return None
+        prepare_workdir(self.sandbox, owner)
+        probe = run_child([sys.executable, "-I", "-c", "import numpy"], cwd=self.sandbox,
+                          limits=Limits(wall_seconds=60), env=self.env)
+        if probe.status == "ok":
+            return "auto"
+        self.log(f"warning: the unprivileged user cannot start {sys.executable} ({probe.detail}); "
+                 "children run as the grader's user, without file isolation")
+        return None
+
+    def run(self, task: str, request: Path, limits: Limits) -> ChildRun:
+        """Run one harness task; its time limit shrinks so that the whole grade meets the deadline."""
+        remaining = self.deadline - time.monotonic() - RESERVE_SECONDS
+        if remaining < 5:
+            return ChildRun({}, ChildResult("timeout", None, 0.0, "", 0.0,
+                                            "was not run: the grader's total time limit was reached"))
+        limits = dataclasses.replace(limits, wall_seconds=min(limits.wall_seconds, remaining))
+        output = self.sandbox / f"result-{task.replace(':', '-')}.npz"
+        if output.exists():
+            output.unlink()
+        prepare_workdir(self.sandbox, unprivileged_user() if self.run_as else None)
+        argv = [sys.executable, "-I", HARNESS_NAME, task, request.name, output.name]
+        child = run_child(argv, cwd=self.sandbox, limits=limits, env=self.env, run_as=self.run_as)
+        arrays = load_result_file(output)
+        self.log(f"  {task}: {child.status} in {child.seconds:.1f} s, peak {child.peak_rss_mb:.0f} MB")
+        return ChildRun(arrays, child)
+
+
+def unit_request(config: GradeConfig, train_images, train_labels) -> dict:
+    """The grader's inputs for the unit probes, drawn from its own seed."""
+    rng = np.random.default_rng(config.seed)
+    request = {"seed": np.int64(config.seed), "one_hot.labels": rng.integers(0, 10, 37)}
+    draws = 20_000
+    mu_row = np.array([-2.0, 0.0, 0.7, 3.0])
+    logvar_row = np.array([-1.0, 0.0, 1.2, 0.3])
+    request["reparam.mu"] = np.tile(mu_row, (draws, 1)).astype(np.float32)
+    request["reparam.logvar"] = np.tile(logvar_row, (draws, 1)).astype(np.float32)
+    request["grad.mu"] = rng.normal(size=(64, 4)).astype(np.float32)
+    request["grad.logvar"] = rng.normal(scale=0.5, size=(64, 4)).astype(np.float32)
+    request["grad.weights"] = rng.normal(size=(64, 4)).astype(np.float32)
+    sizes = [3, 5, 8, 2, 6]
+    request["loss.count"] = np.int64(len(sizes))
+    for i, n in enumerate(sizes):
+        latent = int(rng.integers(2, 7))
+        x = rng.uniform(size=(n, 1, 28, 28))
+        x[: n // 2] = (x[: n // 2] > 0.5)
+        request[f"loss.{i}.x"] = x.astype(np.float32)
+        request[f"loss.{i}.x_hat"] = rng.uniform(0.05, 0.95, size=(n, 1, 28, 28)).astype(np.float32)
+        request[f"loss.{i}.mu"] = rng.normal(size=(n, latent)).astype(np.float32)
+        request[f"loss.{i}.logvar"] = rng.normal(scale=0.7, size=(n, latent)).astype(np.float32)
+    request["forward.latent_size"] = np.int64(7)
+    request["forward.x"] = rng.uniform(size=(5, 1, 28, 28)).astype(np.float32)
+    request["forward.labels"] = rng.integers(0, 10, 5)
+    request["forward.z"] = rng.normal(size=(3, 7)).astype(np.float32)
+    steps = rng.choice(len(train_images), size=512, replace=False)
+    request["steps.images"] = train_images[steps]
+    request["steps.labels"] = train_labels[steps]
+    request["steps.eps"] = rng.normal(size=(256, 8)).astype(np.float32)
+    request["steps.batch_size"] = np.int64(64)
+    request["steps.learning_rate"] = np.float64(1e-3)
+    return request
+
+
+def training_request(config: GradeConfig, train_images, train_labels) -> dict:
+    budget = config.budget
+    rng = np.random.default_rng(config.seed + 1)
+    images = train_images[: budget.train_images]
+    labels = train_labels[: budget.train_images]
+    per_digit = config.samples_per_digit
+    return {
+        "seed": np.int64(config.seed),
+        "batch_size": np.int64(budget.batch_size),
+        "learning_rate": np.float64(budget.learning_rate),
+        "vae_epochs": np.int64(budget.vae_epochs),
+        "cvae_epochs": np.int64(budget.cvae_epochs),
+        "vae_latent_size": np.int64(budget.vae_latent_size),
+        "cvae_latent_size": np.int64(budget.cvae_latent_size),
+        "train.images": images,
+        "train.labels": labels,
+        "eval.images": images[: budget.eval_images],
+        "eval.labels": labels[: budget.eval_images],
+        "vae.eps": rng.normal(size=(budget.eval_images, budget.vae_latent_size)).astype(np.float32),
+        "cvae.eps": rng.normal(size=(budget.eval_images, budget.cvae_latent_size)).astype(np.float32),
+        "cvae.sample_z": rng.normal(size=(10 * per_digit, budget.cvae_latent_size)).astype(np.float32),
+        "cvae.sample_labels": np.repeat(np.arange(10), per_digit),
+    }
+
+
+def save_request(path: Path, request: dict) -> Path:
+    with open(path, "wb") as file:
+        np.savez(file, **request)
+    return path
+
+
+def classify(samples: np.ndarray, work: Path) -> np.ndarray:
+    """Class probabilities of ``samples`` from the classifier, computed in a child of the grader's."""
+    samples_path = work / "samples.npz"
+    output = work / "probabilities.npz"
+    np.savez(samples_path, samples=samples.astype(np.float32))
+    child = run_child([sys.executable, "-m", "autograder.classify", str(samples_path), str(output)],
+                      cwd=REPO_DIR, limits=Limits(wall_seconds=300, memory_mb=1500), run_as=None,
+                      isolate_network=False, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    arrays = load_result_file(output)
+    if child.status != "ok" or "probabilities" not in arrays:
+        raise GraderError(f"the classifier could not score the samples: {child.detail}\n{child.output[-2000:]}")
+    return arrays["probabilities"]
+
+
+def sample_grid_html(samples: np.ndarray) -> str:
+    """The 10x10 grid of samples (row k: label k) as an inline PNG image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image
+
+    ensure_code_on_path()
+    from figures import tile_images
+
+    canvas = tile_images(np.clip(samples[: 100], 0, 1), 10, 10)
+    buffer = io.BytesIO()
+    matplotlib.image.imsave(buffer, 1.0 - np.kron(canvas, np.ones((2, 2))), cmap="gray", vmin=0, vmax=1,
+                            format="png")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<p>Your samples, row k decoded with label k:</p><img alt="samples" src="data:image/png;base64,{encoded}"/>'
+
+
+def first_samples_per_digit(samples: np.ndarray, labels: np.ndarray, count: int = 10) -> np.ndarray:
+    return np.concatenate([samples[labels == d][:count] for d in range(10)])
+
+
+def score_generation(run: ChildRun, request: dict, config: GradeConfig, train_images, work: Path):
+    samples = run.arrays.get("cvae.samples")
+    labels = request["cvae.sample_labels"]
+    if samples is None:
+        error = checks.error_of(run.arrays, "cvae")
+        return None, (f"Training or sampling raised an error: `{error}`" if error
+                      else f"No samples came back: the program {run.detail}."), ""
+    if not isinstance(samples, np.ndarray) or samples.shape != (len(labels), 1, 28, 28):
+        shape = getattr(samples, "shape", None)
+        return None, f"Expected samples of shape ({len(labels)}, 1, 28, 28) from the decoder, got {shape}.", ""
+    if not np.isfinite(samples).all() or samples.min() < -1e-6 or samples.max() > 1 + 1e-6:
+        return None, "The decoder's samples are NaN, infinite or outside [0, 1].", ""
+    probabilities = classify(samples, work)
+    stats = checks.generation_stats(samples, labels, probabilities, train_images)
+    grid = sample_grid_html(first_samples_per_digit(samples, labels))
+    return stats, None, grid
+
+
+def unfinished_step(arrays: dict) -> str | None:
+    """The step the harness started but never finished (it hung or ended the process there)."""
+    for key in arrays:
+        if key.startswith("started.") and f"done.{key[len('started.'):]}" not in arrays:
+            return key[len("started."):]
+    return None
+
+
+def run_units(grader: Grader, request_path: Path, config: GradeConfig) -> dict[str, ChildRun]:
+    """All unit probes in one child; probes it could not reach run again, each in a child of its own.
+
+    The step where the combined child stopped (a probe, or importing a module)
+    is not run again: it would only stop again, and the time limit is shared.
+    """
+    together = grader.run("units", request_path, config.unit_limits)
+    runs = {probe: together for probe in UNIT_PROBES}
+    if all(f"done.{probe}" in together.arrays for probe in UNIT_PROBES):
+        return runs
+    stopped_at = unfinished_step(together.arrays)
+    for probe in UNIT_PROBES:
+        needs = checks.PROBE_MODULES.get(probe, ("vae",))
+        finished = f"done.{probe}" in together.arrays
+        if finished or probe == stopped_at or (stopped_at or "").removeprefix("import_") in needs:
+            continue
+        runs[probe] = grader.run(f"unit:{probe}", request_path, config.probe_limits)
+    return runs
+
+
+def training_blocker(units: ChildRun) -> ChildRun | None:
+    """When the submission's modules could not be imported in the unit run, training cannot work.
+
+    Returns a stand-in result that carries the import error (or how the import
+    ended), so that the training checks report it without starting a child.
+    """
+    errors = {k: v for k, v in units.arrays.items() if k.startswith("import_") and k.endswith(".error")}
+    stopped_at = unfinished_step(units.arrays)
+    if errors:
+        return ChildRun(errors, units.child)
+    if stopped_at in ("import_vae", "import_assignment"):
+        return ChildRun({}, dataclasses.replace(units.child, detail=f"did not finish importing "
+                                                f"{stopped_at[len('import_'):]}.py: it {units.child.detail}"))
+    return None
+
+
+def test_result(key: str, outcome: checks.Outcome) -> TestResult:
+    spec = checks.CHECKS_BY_KEY[key]
+    return TestResult(name=spec.name, score=round(spec.points * outcome.fraction, 2), max_score=spec.points,
+                      output=outcome.feedback, output_format=outcome.output_format)
+
+
+def zero_report(message: str) -> list[TestResult]:
+    return [TestResult(spec.name, 0.0, spec.points, message) for spec in checks.CHECKS]
+
+
+def load_data():
+    ensure_code_on_path()
+    from mnist_data import DataError, load_arrays
+
+    try:
+        return load_arrays()
+    except DataError as error:
+        raise GraderError(f"MNIST is not available to the grader: {error}") from None
+
+
+def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline: float) -> Report:
+    arrays = load_data()
+    files = copy_submission(submission, sandbox)
+    log(f"submission files: {', '.join(files)}")
+    grader = Grader(sandbox, config, log, deadline)
+
+    units_path = save_request(sandbox / "units.npz", unit_request(config, arrays.train_images,
+                                                                  arrays.train_labels))
+    unit_runs = run_units(grader, units_path, config)
+    units_request = dict(np.load(units_path, allow_pickle=False))
+    tests = []
+    for probe, check in checks.UNIT_CHECKS.items():
+        run = unit_runs[probe]
+        tests.append(test_result(probe, check(run.arrays, units_request, run.detail)))
+
+    train = training_request(config, arrays.train_images, arrays.train_labels)
+    train_path = save_request(sandbox / "train.npz", train)
+    import_failure = training_blocker(unit_runs["train_vae"])
+    if import_failure:
+        vae_run = cvae_run = import_failure
+    else:
+        vae_run = grader.run("train_vae", train_path, config.train_limits)
+    tests.append(test_result("vae_training", checks.check_vae_training(
+        vae_run.arrays, train, vae_run.detail, config.vae_loss_threshold)))
+    if not import_failure:
+        cvae_run = grader.run("train_cvae", train_path, config.train_limits)
+    stats, problem, grid = score_generation(cvae_run, train, config, arrays.train_images, sandbox.parent)
+    tests.append(test_result("cvae_generation", checks.check_cvae_generation(
+        stats, problem, config.generation_full_credit, config.generation_zero_credit, grid)))
+    output = [f"Graded {', '.join(files)}."]
+    failed_runs = {run.child.detail for run in [*unit_runs.values(), vae_run, cvae_run]
+                   if run.child.status != "ok"}
+    if failed_runs:
+        output.append("Some runs of your code did not finish normally: " + "; ".join(sorted(failed_runs)) + ".")
+    return Report(tests=tests, output=" ".join(output))
+
+
+def grade(submission: Path, results_path: Path, config: GradeConfig | None = None, log=print) -> Report:
+    """Grade ``submission`` and write Gradescope results to ``results_path`` (always).
+
+    Raises GraderError after writing the results when the grader itself could not run.
+    """
+    config = config or GradeConfig()
+    start = time.monotonic()
+    report = Report(tests=zero_report("Not graded: the grader stopped before this check."))
+    grader_error = None
+    try:
+        lock_down([PACKAGE_DIR, CODE_DIR, Path(results_path).resolve().parent])
+        with tempfile.TemporaryDirectory(prefix="grade-") as work:
+            # The child's user may pass through (not list) the grader's folder to its sandbox.
+            os.chmod(work, 0o711)
+            sandbox = Path(work) / "sandbox"
+            sandbox.mkdir()
+            report = grade_in(sandbox, Path(submission), config, log, start + config.total_seconds)
+    except SubmissionError as error:
+        report = Report(tests=zero_report(f"Not graded: {error}"), output=f"Not graded: {error}")
+    except Exception as error:  # noqa: BLE001 - the grader must still write its results
+        grader_error = f"{type(error).__name__}: {error}"
+        report = Report(tests=zero_report("Not graded: the autograder failed; this is not your fault, "
+                                          "tell the course staff."),
+                        output="The autograder failed; this is not your fault, tell the course staff.",
+                        error=grader_error)
+    finally:
+        report.execution_time = time.monotonic() - start
+        write_results(report, Path(results_path))
+    if grader_error:
+        raise GraderError(grader_error)
+    return report

@@ -1,0 +1,337 @@
+"""Runs inside the sandboxed child: calls the submission's code and saves the raw arrays.
+
+This file is copied next to the submission and started as::
+
+    python -I harness.py TASK REQUEST.npz RESULT.npz
+
+It never scores anything: it only calls the student's functions on the
+grader's inputs and writes what came back (as plain float arrays) and any
+error messages. The grader checks every value itself. It depends on nothing
+of the grader but this file.
+"""
+
+import os
+import sys
+import traceback
+
+import numpy as np
+
+MAX_ERROR_CHARS = 1500
+INPUT_SIZE = 28 * 28
+NUM_CLASSES = 10
+
+
+def as_plain_array(value, name):
+    """Copy ``value`` into a plain float64 ndarray (not a subclass, no custom methods)."""
+    if hasattr(value, "numpy") and callable(value.numpy):
+        value = value.numpy()
+    array = np.array(value, dtype=np.float64, copy=True, subok=False)
+    if type(array) is not np.ndarray:
+        raise TypeError(f"{name} is not an array")
+    return array
+
+
+def describe_error(error):
+    """The exception's last line and the submission's frames, kept short for the feedback."""
+    frames = [
+        f"{os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
+        for frame in traceback.extract_tb(error.__traceback__)
+        if os.path.basename(frame.filename) != os.path.basename(__file__)
+        and os.path.dirname(os.path.abspath(frame.filename)) == os.getcwd()
+    ]
+    message = "".join(traceback.format_exception_only(type(error), error)).strip()
+    where = f" (at {' <- '.join(reversed(frames[-3:]))})" if frames else ""
+    return (message + where)[:MAX_ERROR_CHARS]
+
+
+class Probe:
+    """Collects the arrays and errors of every step into one result file, saved after each step.
+
+    Saving as it goes means that a step that hangs or ends the process still
+    leaves the earlier steps' results, and the ``started.``/``done.`` markers
+    tell the grader which step did not finish.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.arrays = {}
+
+    def step(self, name, function, *args):
+        """Run one step; returns its value, or None when it raised (the error is recorded)."""
+        self.arrays[f"started.{name}"] = np.array(1)
+        self.save()
+        value = None
+        try:
+            value = function(*args)
+        except BaseException as error:  # noqa: BLE001 - any failure of student code is reported
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            self.arrays[f"{name}.error"] = np.array(describe_error(error))
+        self.arrays[f"done.{name}"] = np.array(1)
+        self.save()
+        return value
+
+    def run(self, name, function, *args):
+        """Run a probe whose result is a dict of arrays, stored under ``name.``."""
+        result = self.step(name, function, *args)
+        for key, value in (result or {}).items():
+            try:
+                self.arrays[f"{name}.{key}"] = as_plain_array(value, key)
+            except BaseException as error:  # noqa: BLE001
+                self.arrays[f"{name}.error"] = np.array(describe_error(error))
+        self.save()
+
+    def save(self):
+        temporary = self.path + ".partial"
+        with open(temporary, "wb") as file:
+            np.savez(file, **self.arrays)
+        os.replace(temporary, self.path)
+
+
+def seed_everything(seed):
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+
+
+def grader_args(request, is_cvae):
+    """The argparse.Namespace that ``train_vae`` receives, with every usual option set."""
+    import argparse
+
+    latent = int(request["cvae_latent_size" if is_cvae else "vae_latent_size"])
+    return argparse.Namespace(
+        cvae=is_cvae, is_cvae=is_cvae, batch_size=int(request["batch_size"]),
+        num_epochs=int(request["cvae_epochs" if is_cvae else "vae_epochs"]),
+        latent_size=latent, learning_rate=float(request["learning_rate"]),
+        load_weights=False, device="cpu", data_dir=None, outputs_dir=os.path.abspath("outputs"),
+        seed=int(request["seed"]),
+    )
+
+
+def build_model(vae_module, is_cvae, latent_size, learning_rate):
+    import keras
+
+    if is_cvae:
+        model = vae_module.CVAE(INPUT_SIZE, num_classes=NUM_CLASSES, latent_size=latent_size)
+    else:
+        model = vae_module.VAE(INPUT_SIZE, latent_size=latent_size)
+    model.optimizer = keras.optimizers.Adam(learning_rate)
+    return model
+
+
+def make_loader(images, labels, batch_size, seed):
+    """tf.data.Dataset of (B, 1, 28, 28) float32 images in [0, 1] and (B,) int64 labels."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64)))
+    dataset = dataset.shuffle(len(labels), seed=int(seed), reshuffle_each_iteration=True)
+    return dataset.batch(int(batch_size)).map(
+        lambda x, y: (tf.cast(x, tf.float32)[:, None] / 255.0, y)
+    ).prefetch(2)
+
+
+def encode_decode(model, is_cvae, images, labels, eps):
+    """``mu``, ``logvar`` from ``model(x)``, and the decoding of the grader's ``z = mu + sigma * eps``.
+
+    images: (N, 28, 28) uint8; eps: (N, Z). Returns arrays the grader turns into a loss.
+    """
+    import tensorflow as tf
+
+    x = tf.constant(images.astype(np.float32)[:, None] / 255.0)
+    if is_cvae:
+        c = tf.one_hot(labels.astype(np.int64), NUM_CLASSES)
+        _, mu, logvar = model(x, c)
+    else:
+        _, mu, logvar = model(x)
+    mu = as_plain_array(mu, "mu")
+    logvar = as_plain_array(logvar, "logvar")
+    z = mu + np.exp(0.5 * np.clip(logvar, -30.0, 30.0)) * eps
+    z = tf.constant(z.astype(np.float32))
+    if is_cvae:
+        z = tf.concat([z, tf.one_hot(labels.astype(np.int64), NUM_CLASSES)], axis=-1)
+    return {"mu": mu, "logvar": logvar, "x_hat": model.decoder(z)}
+
+
+# The unit probes: each calls one contract function on the grader's inputs.
+
+
+def probe_one_hot(assignment, request):
+    return {"output": assignment.one_hot(request["one_hot.labels"], NUM_CLASSES)}
+
+
+def probe_reparametrize(vae, request):
+    import tensorflow as tf
+
+    mu = tf.constant(request["reparam.mu"].astype(np.float32))
+    logvar = tf.constant(request["reparam.logvar"].astype(np.float32))
+    first = vae.reparametrize(mu, logvar)
+    second = vae.reparametrize(mu, logvar)
+    return {"first": first, "second": second}
+
+
+def probe_reparametrize_gradient(vae, request):
+    import tensorflow as tf
+
+    mu = tf.Variable(request["grad.mu"].astype(np.float32))
+    logvar = tf.Variable(request["grad.logvar"].astype(np.float32))
+    weights = tf.constant(request["grad.weights"].astype(np.float32))
+    with tf.GradientTape() as tape:
+        z = vae.reparametrize(mu, logvar)
+        objective = tf.reduce_sum(tf.cast(z, tf.float32) * weights)
+    grad_mu, grad_logvar = tape.gradient(objective, [mu, logvar])
+    if grad_mu is None or grad_logvar is None:
+        missing = [name for name, g in (("mu", grad_mu), ("logvar", grad_logvar)) if g is None]
+        raise ValueError(f"no gradient reaches {' and '.join(missing)} (tape.gradient returned None)")
+    return {"z": z, "grad_mu": grad_mu, "grad_logvar": grad_logvar}
+
+
+def probe_loss_function(vae, request):
+    values = []
+    for index in range(int(request["loss.count"])):
+        batch = [request[f"loss.{index}.{name}"].astype(np.float32)
+                 for name in ("x_hat", "x", "mu", "logvar")]
+        values.append(as_plain_array(vae.loss_function(*batch), "loss").reshape(-1))
+    return {"values": np.concatenate(values)}
+
+
+def probe_vae_forward(vae, request):
+    latent = int(request["forward.latent_size"])
+    model = vae.VAE(INPUT_SIZE, latent_size=latent)
+    x_hat, mu, logvar = model(request["forward.x"].astype(np.float32))
+    decoded = model.decoder(request["forward.z"].astype(np.float32))
+    return {"x_hat": x_hat, "mu": mu, "logvar": logvar, "decoded": decoded}
+
+
+def probe_cvae_forward(vae, request):
+    import tensorflow as tf
+
+    latent = int(request["forward.latent_size"])
+    model = vae.CVAE(INPUT_SIZE, num_classes=NUM_CLASSES, latent_size=latent)
+    x = request["forward.x"].astype(np.float32)
+    c = tf.one_hot(request["forward.labels"].astype(np.int64), NUM_CLASSES)
+    x_hat, mu, logvar = model(x, c)
+    z = request["forward.z"].astype(np.float32)
+    # Every z decoded with every label: (Z rows x 10 labels).
+    z_all = np.repeat(z, NUM_CLASSES, axis=0)
+    labels = np.tile(np.arange(NUM_CLASSES), len(z))
+    decoded = model.decoder(tf.concat([tf.constant(z_all), tf.one_hot(labels, NUM_CLASSES)], axis=-1))
+    return {"x_hat": x_hat, "mu": mu, "logvar": logvar, "decoded": decoded}
+
+
+def probe_train_vae(vae, assignment, request):
+    """A few batches of ``train_vae``: the grader compares its loss before and after."""
+    images = request["steps.images"]
+    labels = request["steps.labels"]
+    eval_images, eval_labels = images[:256], labels[:256]
+    eps = request["steps.eps"]
+    model = build_model(vae, False, eps.shape[1], float(request["steps.learning_rate"]))
+    before = encode_decode(model, False, eval_images, eval_labels, eps)
+    loader = make_loader(images, labels, int(request["steps.batch_size"]), request["seed"])
+    args = grader_args({**request, "vae_latent_size": eps.shape[1]}, False)
+    returned = assignment.train_vae(model, loader, args, False)
+    after = encode_decode(model, False, eval_images, eval_labels, eps)
+    result = {f"before.{k}": v for k, v in before.items()}
+    result.update({f"after.{k}": v for k, v in after.items()})
+    result["returned"] = as_plain_array(returned, "train_vae's return value").reshape(-1)[:1]
+    return result
+
+
+UNIT_PROBES = ("reparametrize", "reparametrize_gradient", "loss_function", "vae_forward",
+               "cvae_forward", "one_hot", "train_vae")
+# The modules each probe needs; vae.py is imported first, so its probes still
+# run when assignment.py cannot be imported.
+NEEDS = {"one_hot": ("assignment",), "train_vae": ("vae", "assignment")}
+PROBES = {
+    "one_hot": probe_one_hot,
+    "reparametrize": probe_reparametrize,
+    "reparametrize_gradient": probe_reparametrize_gradient,
+    "loss_function": probe_loss_function,
+    "vae_forward": probe_vae_forward,
+    "cvae_forward": probe_cvae_forward,
+    "train_vae": probe_train_vae,
+}
+
+
+def import_submission(result, name, modules):
+    """Import the submission's module ``name`` once; None when it fails (the error is recorded)."""
+    if name not in modules:
+        import importlib
+
+        modules[name] = result.step(f"import_{name}", importlib.import_module, name)
+    return modules[name]
+
+
+def run_units(request, result, only=None):
+    """Run the unit probes (all, or only one), importing only the modules each needs."""
+    modules = {}
+    seed_everything(request["seed"])
+    for name in UNIT_PROBES if only is None else (only,):
+        needed = [import_submission(result, module, modules) for module in NEEDS.get(name, ("vae",))]
+        if all(module is not None for module in needed):
+            result.run(name, PROBES[name], *needed, request)
+
+
+def run_training(request, result, is_cvae):
+    """Train the submission's model under the grader's budget, then decode the grader's codes."""
+    modules = {}
+    vae = import_submission(result, "vae", modules)
+    assignment = import_submission(result, "assignment", modules)
+    if vae is None or assignment is None:
+        return
+    seed_everything(request["seed"])
+    result.run("cvae" if is_cvae else "vae", train_and_decode, vae, assignment, request, is_cvae)
+
+
+def train_and_decode(vae, assignment, request, is_cvae):
+    prefix = "cvae" if is_cvae else "vae"
+    latent = int(request[f"{prefix}_latent_size"])
+    model = build_model(vae, is_cvae, latent, float(request["learning_rate"]))
+    loader = make_loader(request["train.images"], request["train.labels"],
+                         request["batch_size"], request["seed"])
+    args = grader_args(request, is_cvae)
+    returned = []
+    for _ in range(int(request[f"{prefix}_epochs"])):
+        total = assignment.train_vae(model, loader, args, is_cvae)
+        returned.append(float(as_plain_array(total, "train_vae's return value").reshape(-1)[0]))
+    outputs = encode_decode(model, is_cvae, request["eval.images"], request["eval.labels"],
+                            request[f"{prefix}.eps"])
+    outputs["returned"] = np.array(returned, dtype=np.float64)
+    if is_cvae:
+        import tensorflow as tf
+
+        z = request["cvae.sample_z"].astype(np.float32)
+        labels = request["cvae.sample_labels"].astype(np.int64)
+        outputs["samples"] = model.decoder(
+            tf.concat([tf.constant(z), tf.one_hot(labels, NUM_CLASSES)], axis=-1))
+    return outputs
+
+
+def main(argv):
+    task, request_path, result_path = argv[1:4]
+    # The submission's module-level code sees a plain command line, as if run alone.
+    sys.argv = ["assignment.py"]
+    sys.path.insert(0, os.getcwd())
+    with np.load(request_path, allow_pickle=False) as data:
+        request = {key: data[key] for key in data.files}
+    result = Probe(result_path)
+    result.save()
+    if task == "units":
+        run_units(request, result)
+    elif task.startswith("unit:"):
+        run_units(request, result, only=task[len("unit:"):])
+    elif task in ("train_vae", "train_cvae"):
+        run_training(request, result, is_cvae=task == "train_cvae")
+    else:
+        raise SystemExit(f"unknown task {task}")
+    return 0
+
+
+if __name__ == "__main__":
+    # os._exit skips interpreter teardown, which a submission may have broken.
+    sys.stdout.flush()
+    code = main(sys.argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

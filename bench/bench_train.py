@@ -1,0 +1,171 @@
+"""Benchmark the default run of ``python hw/code/assignment.py --cvae``.
+
+Each run is a fresh child process that does what the command does (same
+defaults, same code), then measures, in the same process:
+
+- the final average training loss per image and the wall time;
+- the conditional accuracy: 100 samples per digit, ``z ~ N(0, I)`` decoded
+  with that digit's label, scored by the autograder's classifier;
+- peak memory (the process's maximum RSS) and training throughput (images/s);
+- the achieved GFLOP/s of the train step (matmul FLOPs of forward and backward,
+  over the epochs after the first, which includes compilation) against the
+  GFLOP/s of a large float32 matmul in TensorFlow.
+
+Usage::
+
+    python bench/bench_train.py [--runs 3] [--json results.json] [-- extra assignment.py flags]
+
+Prints one line per run and the medians.
+"""
+
+from __future__ import annotations
+
+import time
+
+SCRIPT_START = time.perf_counter()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_DIR / "hw" / "code"), str(REPO_DIR)]
+
+TRAIN_IMAGES = 60_000
+
+
+def dense_matmul_flops_per_image(model) -> float:
+    """Matmul FLOPs of one forward and backward pass of one image through ``model``'s Dense layers.
+
+    Forward: 2·in·out per layer. Backward: 2·in·out for the weight gradient and
+    2·in·out for the input gradient, except for the layer that reads the
+    images, whose input gradient is never needed.
+    """
+    kernels = [v for v in model.trainable_variables if len(v.shape) == 2]
+    macs = [int(v.shape[0]) * int(v.shape[1]) for v in kernels]
+    first_layer = macs[0] if macs else 0  # the encoder's first layer reads the images
+    return 6.0 * sum(macs) - 2.0 * first_layer
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 20) -> float:
+    """Median GFLOP/s of a (size x size) @ (size x size) float32 matmul in TensorFlow."""
+    import tensorflow as tf
+
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    matmul = tf.function(lambda x, y: tf.matmul(x, y))
+    matmul(a, b).numpy()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a, b).numpy()
+        rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return statistics.median(rates)
+
+
+def conditional_accuracy(model, latent_size: int, per_class: int = 100, seed: int = 1234):
+    """Share of ``per_class`` samples per digit that the classifier assigns to the requested digit."""
+    import numpy as np
+
+    from autograder.classifier import load_classifier, predict_digits
+    from figures import conditional_samples
+
+    images = conditional_samples(model, latent_size, per_class=per_class, seed=seed)
+    predicted = predict_digits(load_classifier(), images).argmax(axis=1)
+    requested = np.repeat(np.arange(10), per_class)
+    per_digit = [float(np.mean(predicted[requested == d] == d)) for d in range(10)]
+    return float(np.mean(predicted == requested)), per_digit
+
+
+def child(extra_flags: list[str]) -> dict:
+    """One benchmark run in this process: the default CVAE training, then the measurements."""
+    import assignment
+    import training
+
+    with tempfile.TemporaryDirectory() as outputs:
+        args = assignment.parseArguments(["--cvae", "--outputs_dir", outputs, *extra_flags])
+        run_start = time.perf_counter()
+        history = training.run(args, assignment.train_vae, assignment.load_arrays, log=lambda _: None)
+        run_end = time.perf_counter()
+        config = training.TrainConfig.from_namespace(args)
+        model = training.build_model(config)
+        model.load_weights(training.weights_path(config))
+    accuracy, per_digit = conditional_accuracy(model, config.latent_size)
+    train_seconds = sum(record.seconds for record in history)
+    steady_seconds = sum(record.seconds for record in history[1:]) or train_seconds
+    steady_epochs = max(len(history) - 1, 1)
+    flops_per_image = dense_matmul_flops_per_image(model)
+    step_gflops = flops_per_image * TRAIN_IMAGES * steady_epochs / steady_seconds / 1e9
+    peak_matmul = matmul_gflops()
+    return {
+        "flags": ["--cvae", *extra_flags],
+        "final_loss": history[-1].loss,
+        "conditional_accuracy": accuracy,
+        "per_digit_accuracy": per_digit,
+        "train_seconds": train_seconds,
+        "run_wall_seconds": run_end - run_start,
+        "process_wall_seconds": run_end - SCRIPT_START,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "images_per_second": TRAIN_IMAGES * len(history) / train_seconds,
+        "train_step_gflops": step_gflops,
+        "matmul_gflops": peak_matmul,
+        "step_to_matmul_ratio": step_gflops / peak_matmul,
+    }
+
+
+SUMMARY_KEYS = [
+    ("final_loss", "final train loss (nats/image)", "{:.2f}"),
+    ("conditional_accuracy", "conditional accuracy", "{:.1%}"),
+    ("process_wall_seconds", "wall, process start to end of run (s)", "{:.1f}"),
+    ("train_seconds", "training time (s)", "{:.1f}"),
+    ("peak_rss_mib", "peak RSS (MiB)", "{:.0f}"),
+    ("images_per_second", "throughput (images/s)", "{:.0f}"),
+    ("train_step_gflops", "train step (GFLOP/s)", "{:.1f}"),
+    ("matmul_gflops", "2048x2048 matmul (GFLOP/s)", "{:.1f}"),
+    ("step_to_matmul_ratio", "train step / matmul", "{:.0%}"),
+]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the default CVAE run.")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write every run's measurements here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("flags", nargs="*", help="extra assignment.py flags (after --)")
+    args = parser.parse_args(argv)
+    if args.child:
+        print("BENCH " + json.dumps(child(args.flags)), flush=True)
+        return 0
+
+    runs = []
+    for index in range(args.runs):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        result = subprocess.run(
+            [sys.executable, __file__, "--child", "--", *args.flags],
+            capture_output=True, text=True, env=env,
+        )
+        lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH ")]
+        if result.returncode != 0 or not lines:
+            print(result.stdout[-2000:], result.stderr[-4000:], file=sys.stderr)
+            return 1
+        run = json.loads(lines[-1][len("BENCH "):])
+        runs.append(run)
+        print(f"run {index + 1}: " + ", ".join(
+            f"{label} {fmt.format(run[key])}" for key, label, fmt in SUMMARY_KEYS), flush=True)
+
+    print(f"\nmedian of {len(runs)} runs ({' '.join(runs[0]['flags'])}):")
+    for key, label, fmt in SUMMARY_KEYS:
+        print(f"  {label:<40} {fmt.format(statistics.median(run[key] for run in runs))}")
+    if args.json:
+        args.json.write_text(json.dumps(runs, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""End-to-end grading: the reference gets full marks; each usual student bug loses points on its check.
+
+Every submission here is the reference solution with one bug written in; the
+tests write them into temporary folders. Grading uses the small budget, except
+for one test of the full budget on the reference.
+"""
+
+import json
+import shutil
+import zipfile
+
+import pytest
+
+from autograder.checks import CHECKS, CHECKS_BY_KEY
+from autograder.config import GradeConfig
+from autograder.grade import grade
+from helpers import CODE_DIR, REPO_DIR, require_mnist_dir
+
+pytestmark = pytest.mark.slow
+
+# Each bug: the file, the text of the reference it replaces, the replacement,
+# the checks that must lose points, and words the feedback must contain.
+BUGS = {
+    "mean_over_pixels": ("vae.py", "    reconstruction = bce_function(x_hat, x)\n",
+                         "    reconstruction = bce_function(x_hat, x) / 784.0\n",
+                         {"loss_function", "vae_training"}, "mean over pixels"),
+    "flipped_kl_sign": ("vae.py", "    kl = -0.5 * tf.reduce_sum(",
+                        "    kl = 0.5 * tf.reduce_sum(", {"loss_function"}, "wrong sign"),
+    "logvar_as_std": ("vae.py", "    return mu + tf.exp(0.5 * logvar) * eps",
+                      "    return mu + logvar * eps", {"reparametrize", "reparametrize_gradient"},
+                      "variance"),
+    "no_kl": ("vae.py", "    return (reconstruction + kl) / batch_size",
+              "    return reconstruction / batch_size", {"loss_function"}, "KL term is missing"),
+    "decoder_ignores_label": ("vae.py", "        x_hat = self.decoder(tf.concat([z, c], axis=-1))",
+                              "        x_hat = self.decoder(tf.concat([z, tf.zeros_like(c)], axis=-1))",
+                              {"cvae_generation"}, "little use of the label"),
+    "never_steps_optimizer": ("assignment.py",
+                              "            optimizer.apply_gradients(zip(gradients, model.trainable_variables))\n",
+                              "", {"train_vae", "vae_training", "cvae_generation"}, "optimizer"),
+    "wrong_one_hot": ("assignment.py", "    return tf.one_hot(tf.cast(labels, tf.int32), class_size, dtype=tf.float32)",
+                      "    return tf.one_hot(tf.cast(labels, tf.int32) - 1, class_size, dtype=tf.float32)",
+                      {"one_hot", "cvae_generation"}, "should be 1 at column"),
+    "syntax_error": ("assignment.py", "def one_hot(labels, class_size):", "def one_hot(labels, class_size)",
+                     {spec.key for spec in CHECKS if spec.key not in
+                      ("reparametrize", "reparametrize_gradient", "loss_function", "vae_forward",
+                       "cvae_forward")}, "SyntaxError"),
+    "missing_reparametrize": ("vae.py", "def reparametrize(mu, logvar):", "def reparametrise(mu, logvar):",
+                              {spec.key for spec in CHECKS if spec.key not in ("one_hot",)},
+                              "reparametrize"),
+}
+
+
+def write_submission(folder, bug=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("vae.py", "assignment.py"):
+        shutil.copyfile(CODE_DIR / name, folder / name)
+    if bug:
+        name, old, new, _, _ = BUGS[bug]
+        text = (folder / name).read_text()
+        assert text.count(old) == 1, f"the reference no longer contains the text bug {bug} replaces"
+        (folder / name).write_text(text.replace(old, new))
+    return folder
+
+
+def grade_and_read(submission, tmp_path, config):
+    require_mnist_dir()
+    results_path = tmp_path / "results" / "results.json"
+    report = grade(submission, results_path, config, log=lambda line: None)
+    data = json.loads(results_path.read_text())
+    assert data["score"] == report.score
+    return {test["name"]: test for test in data["tests"]}, data
+
+
+def assert_valid_gradescope(data):
+    assert set(data) >= {"score", "execution_time", "output", "tests"}
+    assert len(data["tests"]) == len(CHECKS)
+    for test in data["tests"]:
+        assert set(test) >= {"name", "score", "max_score", "status", "output", "visibility"}
+        assert 0 <= test["score"] <= test["max_score"]
+        assert test["status"] == ("passed" if test["score"] >= test["max_score"] else "failed")
+
+
+def test_reference_gets_full_marks_in_small_mode(tmp_path):
+    tests, data = grade_and_read(write_submission(tmp_path / "reference"), tmp_path, GradeConfig().small())
+    assert_valid_gradescope(data)
+    lost = {name: test["output"][:300] for name, test in tests.items() if test["score"] < test["max_score"]}
+    assert not lost
+    assert data["score"] == 100
+    generation = tests[CHECKS_BY_KEY["cvae_generation"].name]
+    assert generation["output_format"] == "html" and "data:image/png;base64," in generation["output"]
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_each_bug_loses_points_on_its_checks_only(bug, tmp_path):
+    _, _, _, failing, words = BUGS[bug]
+    tests, data = grade_and_read(write_submission(tmp_path / bug, bug), tmp_path, GradeConfig().small())
+    assert_valid_gradescope(data)
+    for spec in CHECKS:
+        test = tests[spec.name]
+        if spec.key in failing:
+            assert test["score"] < test["max_score"], f"{spec.key} should lose points for {bug}"
+        else:
+            assert test["score"] == test["max_score"], f"{spec.key} lost points for {bug}: {test['output']}"
+    feedback = " ".join(tests[CHECKS_BY_KEY[key].name]["output"] for key in failing)
+    assert words in feedback
+
+
+def test_a_zipped_submission_one_folder_down_is_graded(tmp_path):
+    folder = write_submission(tmp_path / "src" / "hw2", "wrong_one_hot")
+    archive = tmp_path / "submission.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in folder.iterdir():
+            zf.write(path, f"hw2/{path.name}")
+    config = GradeConfig().small()
+    tests, data = grade_and_read(archive, tmp_path, config)
+    assert tests[CHECKS_BY_KEY["one_hot"].name]["score"] == 0
+    assert tests[CHECKS_BY_KEY["loss_function"].name]["score"] == CHECKS_BY_KEY["loss_function"].points
+
+
+def test_a_submission_without_vae_py_scores_zero_with_a_clear_message(tmp_path):
+    folder = tmp_path / "only-assignment"
+    folder.mkdir()
+    shutil.copyfile(CODE_DIR / "assignment.py", folder / "assignment.py")
+    tests, data = grade_and_read(folder, tmp_path, GradeConfig().small())
+    assert_valid_gradescope(data)
+    assert data["score"] == 0
+    assert "no vae.py" in data["output"]
+
+
+def test_the_grader_never_imports_tensorflow_itself(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json; from pathlib import Path\n"
+        "from autograder.grade import unit_request, training_request, load_result_file\n"
+        "from autograder import checks, results, submission, sandbox\n"
+        "print(json.dumps('tensorflow' in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "false"
+
+
+def test_reference_gets_full_marks_with_the_full_budget(tmp_path):
+    tests, data = grade_and_read(write_submission(tmp_path / "reference"), tmp_path, GradeConfig())
+    assert_valid_gradescope(data)
+    assert data["score"] == 100, {name: t["output"][:300] for name, t in tests.items() if t["status"] != "passed"}

@@ -1,0 +1,42 @@
+"""The Gradescope zip: unpacked into a folder laid out like /autograder/ and run on the reference."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from autograder.gradescope import build_zip
+from helpers import CODE_DIR, require_mnist_dir
+
+
+def test_zip_holds_setup_run_script_grader_and_classifier_but_no_solution(tmp_path):
+    path = build_zip(tmp_path / "autograder.zip")
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
+    assert {"setup.sh", "run_autograder", "requirements.txt", "autograder/classifier.keras",
+            "autograder/grade.py", "autograder/harness.py", "hw/code/mnist_data.py"} <= names
+    assert "hw/code/vae.py" not in names and "hw/code/assignment.py" not in names
+    assert modes["run_autograder"] & 0o111 and modes["setup.sh"] & 0o111
+
+
+@pytest.mark.slow
+def test_run_autograder_grades_the_reference_in_an_autograder_layout(tmp_path):
+    data_dir = require_mnist_dir()
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(build_zip(tmp_path / "autograder.zip")) as archive:
+        archive.extractall(root / "source")
+    (root / "submission").mkdir()
+    for name in ("vae.py", "assignment.py"):
+        shutil.copyfile(CODE_DIR / name, root / "submission" / name)
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable,
+               MNIST_DATA_DIR=data_dir, VAE_KIT_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run(["bash", str(root / "source" / "run_autograder"), "--small"], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == 100, [t["output"][:200] for t in results["tests"] if t["status"] != "passed"]

@@ -1,0 +1,368 @@
+"""The sandbox that runs student code: limits, output capture, cleanup and isolation.
+
+Children are tiny ``python -c`` scripts. Tests that need root (another uid,
+file permissions, network namespace) are skipped without it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from autograder.sandbox import (
+    SANDBOX_ID_VARIABLE,
+    ChildResult,
+    Limits,
+    _Capture,
+    lock_down,
+    prepare_workdir,
+    run_child,
+    unprivileged_user,
+)
+
+IS_ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root to switch users and namespaces")
+
+FAST = Limits(wall_seconds=20.0, memory_mb=400, address_space_mb=2048, max_processes=32)
+
+
+def _new_workdir() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="sandbox-test-"))
+    prepare_workdir(path, unprivileged_user())
+    return path
+
+
+@pytest.fixture
+def workdir():
+    path = _new_workdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def python() -> str:
+    """An interpreter the child user can execute.
+
+    As root the child runs as ``nobody``, which cannot use an interpreter that
+    lives under a private home folder, so a system interpreter is tried next.
+    """
+    path = _new_workdir()
+    try:
+        for candidate in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+            if os.path.exists(candidate):
+                result = run_child([candidate, "-c", "print('ready')"], path, FAST)
+                if result.status == "ok" and "ready" in result.output:
+                    return candidate
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+    pytest.skip("no Python interpreter that the child user may execute")
+
+
+def run_code(python: str, workdir: Path, code: str, *args: str, limits: Limits = FAST, **kwargs) -> ChildResult:
+    return run_child([python, "-c", code, *args], workdir, limits, **kwargs)
+
+
+def live_processes_with(marker: str) -> list[int]:
+    """Pids of processes (zombies excluded) whose command line contains ``marker``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as handle:
+                cmdline = handle.read()
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                state = handle.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in cmdline and state != b"Z":
+            found.append(int(name))
+    return found
+
+
+def test_ok_run_keeps_stdout_and_stderr(python, workdir):
+    result = run_code(python, workdir, "import sys; print('to out'); print('to err', file=sys.stderr)")
+    assert result.status == "ok", result
+    assert result.returncode == 0
+    assert "to out" in result.output and "to err" in result.output
+    assert result.peak_rss_mb > 0
+    assert result.detail
+
+
+def test_nonzero_exit(python, workdir):
+    result = run_code(python, workdir, "import sys; sys.exit(3)")
+    assert result.status == "exit"
+    assert result.returncode == 3
+    assert result.detail == "exited with status 3"
+
+
+def test_os_exit_zero_is_ok(python, workdir):
+    result = run_code(python, workdir, "import os; print('bye', flush=True); os._exit(0)")
+    assert result.status == "ok"
+    assert "bye" in result.output
+
+
+def test_closing_stdout_and_stderr_early(python, workdir):
+    code = "import os, time; print('before', flush=True); os.close(1); os.close(2); time.sleep(0.3)"
+    result = run_code(python, workdir, code)
+    assert result.status == "ok", result
+    assert "before" in result.output
+
+
+def test_signal_is_reported(python, workdir):
+    result = run_code(python, workdir, "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    assert result.status == "signal"
+    assert "SIGSEGV" in result.detail
+
+
+def test_memory_error_exit_counts_as_memory(python, workdir):
+    result = run_code(python, workdir, "raise MemoryError")
+    assert result.status == "memory"
+    assert result.returncode == 1
+
+
+def test_missing_executable_is_an_error(workdir):
+    result = run_child(["/nonexistent/program"], workdir, FAST)
+    assert result.status == "error"
+    assert result.returncode is None
+    assert "could not be started" in result.detail
+
+
+def test_unknown_user_is_an_error(python, workdir):
+    result = run_child([python, "-c", "pass"], workdir, FAST, run_as="no-such-user-here")
+    assert result.status == "error"
+
+
+def test_minimal_environment_and_private_umask(python, workdir):
+    code = (
+        "import os, stat\n"
+        "open('made.txt', 'w').close()\n"
+        "print(sorted(os.environ))\n"
+        "print(oct(stat.S_IMODE(os.stat('made.txt').st_mode)))\n"
+    )
+    result = run_code(python, workdir, code)
+    assert result.status == "ok", result
+    assert SANDBOX_ID_VARIABLE in result.output
+    assert "PYTEST_CURRENT_TEST" not in result.output
+    assert "0o600" in result.output
+
+
+def test_big_file_is_refused(python, workdir):
+    code = "open('big.bin', 'wb').write(b'x' * (3 << 20))"
+    result = run_code(python, workdir, code, limits=Limits(wall_seconds=20, file_size_mb=1))
+    # Python ignores SIGXFSZ, so the write fails with EFBIG instead of a signal.
+    assert result.status in ("exit", "signal")
+    assert (workdir / "big.bin").stat().st_size <= 1 << 20
+
+
+@pytest.mark.slow
+def test_timeout_kills_a_sleeping_child(python, workdir):
+    began = time.monotonic()
+    result = run_code(python, workdir, "import time; time.sleep(30)", limits=Limits(wall_seconds=1.0))
+    assert result.status == "timeout"
+    assert "time limit" in result.detail
+    assert time.monotonic() - began < 3.0
+
+
+@pytest.mark.slow
+def test_timeout_kills_an_infinite_loop(python, workdir):
+    began = time.monotonic()
+    result = run_code(python, workdir, "while True: pass", limits=Limits(wall_seconds=1.0))
+    assert result.status == "timeout"
+    assert time.monotonic() - began < 3.0
+
+
+@pytest.mark.slow
+def test_cpu_limit(python, workdir):
+    result = run_code(python, workdir, "while True: pass", limits=Limits(wall_seconds=10.0, cpu_seconds=1))
+    assert result.status == "timeout"
+    assert "CPU time" in result.detail
+
+
+@pytest.mark.slow
+def test_memory_hog_is_stopped(python, workdir):
+    code = "chunks = []\nwhile True:\n    chunks.append(b'x' * (50 << 20))\n"
+    limits = Limits(wall_seconds=20.0, memory_mb=200, address_space_mb=4096)
+    began = time.monotonic()
+    result = run_code(python, workdir, code, limits=limits)
+    assert result.status == "memory", result
+    assert result.peak_rss_mb > 200
+    assert time.monotonic() - began < 5.0
+
+
+@pytest.mark.slow
+def test_fork_bomb_is_bounded_and_cleaned_up(python, workdir):
+    marker = f"forkbomb-{uuid.uuid4().hex}"
+    code = (
+        "import os, time\n"
+        "started = 0\n"
+        "for _ in range(200):\n"
+        "    try:\n"
+        "        pid = os.fork()\n"
+        "    except OSError:\n"
+        "        break\n"
+        "    if pid == 0:\n"
+        "        time.sleep(60)\n"
+        "        os._exit(0)\n"
+        "    started += 1\n"
+        "print('started', started, flush=True)\n"
+        "time.sleep(0.3)\n"
+    )
+    limits = Limits(wall_seconds=20.0, max_processes=16)
+    result = run_code(python, workdir, code, marker, limits=limits)
+    assert result.status == "ok", result
+    started = int(result.output.split("started")[1].split()[0])
+    assert started < 200
+    if IS_ROOT:
+        assert started < 16
+    assert live_processes_with(marker) == []
+
+
+@pytest.mark.slow
+def test_large_output_is_truncated_quickly(python, workdir):
+    code = (
+        "import sys\n"
+        "out = sys.stdout.buffer\n"
+        "out.write(b'HEAD-MARK\\n')\n"
+        "block = b'y' * (1 << 20)\n"
+        "for _ in range(200):\n"
+        "    out.write(block)\n"
+        "out.write(b'\\nTAIL-MARK\\n')\n"
+    )
+    limits = Limits(wall_seconds=30.0, output_bytes=4000)
+    began = time.monotonic()
+    result = run_code(python, workdir, code, limits=limits)
+    assert result.status == "ok", result
+    assert result.output.startswith("HEAD-MARK")
+    assert result.output.endswith("TAIL-MARK\n")
+    assert "bytes omitted] ..." in result.output
+    assert len(result.output) < 4000 + 100
+    assert time.monotonic() - began < 15.0
+
+
+# Both daemons double-fork and leave the session. One closes its output but
+# keeps the inherited environment; the other keeps the output pipe but
+# re-executes itself with an empty environment.
+DAEMON_CLOSES_OUTPUT = """
+null = os.open(os.devnull, os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+time.sleep(60)
+"""
+DAEMON_CLEARS_ENVIRONMENT = """
+os.execve(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', sys.argv[1]], {})
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("daemon", [DAEMON_CLOSES_OUTPUT, DAEMON_CLEARS_ENVIRONMENT], ids=["closes-output", "clears-env"])
+@pytest.mark.parametrize("run_as", ["auto", None])
+def test_daemonized_grandchild_does_not_survive(python, workdir, run_as, daemon):
+    marker = f"daemon-{uuid.uuid4().hex}"
+    code = (
+        "import os, sys, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        + "".join(f"        {line}\n" for line in daemon.strip().splitlines())
+        + "    os._exit(0)\n"
+        "os.wait()\n"
+    )
+    began = time.monotonic()
+    result = run_code(python, workdir, code, marker, run_as=run_as)
+    assert result.status == "ok", result
+    assert live_processes_with(marker) == []
+    assert time.monotonic() - began < 2.0
+
+
+@needs_root
+def test_child_runs_as_another_user(python, workdir):
+    result = run_code(python, workdir, "import os; print(os.getuid(), os.geteuid(), os.getgroups())")
+    assert result.status == "ok", result
+    uid, _ = unprivileged_user()
+    assert result.output.split()[:2] == [str(uid), str(uid)]
+    assert int(result.output.split()[0]) != os.getuid()
+
+
+@needs_root
+def test_child_cannot_kill_the_grader(python, workdir):
+    result = run_code(python, workdir, "import os, signal; os.kill(os.getppid(), signal.SIGKILL)")
+    assert result.status == "exit"
+    assert "PermissionError" in result.output
+
+
+@needs_root
+def test_locked_down_files_are_unreadable(python, workdir):
+    secret_dir = Path(tempfile.mkdtemp(prefix="sandbox-secret-"))
+    try:
+        secret_dir.chmod(0o755)
+        secret = secret_dir / "answers.txt"
+        secret.write_text("the answers")
+        secret.chmod(0o644)
+        lock_down([secret_dir, secret, secret_dir / "missing"])
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        assert stat.S_IMODE(secret_dir.stat().st_mode) == 0o700
+        code = "import sys; print(open(sys.argv[1]).read())"
+        result = run_code(python, workdir, code, str(secret))
+        assert result.status == "exit"
+        assert "PermissionError" in result.output
+        assert "the answers" not in result.output
+    finally:
+        shutil.rmtree(secret_dir, ignore_errors=True)
+
+
+@needs_root
+def test_network_is_isolated(python, workdir):
+    code = "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=2); print('connected')"
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        port = str(server.getsockname()[1])
+        isolated = run_code(python, workdir, code, port)
+        shared = run_code(python, workdir, code, port, isolate_network=False)
+    assert isolated.status == "exit", isolated
+    assert "connected" not in isolated.output
+    assert shared.status == "ok", shared
+    assert "connected" in shared.output
+
+
+def test_prepare_workdir_makes_a_private_folder(tmp_path):
+    folder = tmp_path / "sandbox"
+    (folder / "inner").mkdir(parents=True)
+    (folder / "inner" / "file.txt").write_text("x")
+    (folder / "link").symlink_to("/etc/passwd")
+    owner = unprivileged_user()
+    prepare_workdir(folder, owner)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    if owner is not None:
+        assert (folder / "inner" / "file.txt").stat().st_uid == owner[0]
+        assert os.lstat(folder / "link").st_uid == owner[0]
+        assert os.stat("/etc/passwd").st_uid == 0
+
+
+def test_lock_down_without_root_changes_nothing(tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    target.chmod(0o644)
+    lock_down([target])
+    expected = 0o600 if IS_ROOT else 0o644
+    assert stat.S_IMODE(target.stat().st_mode) == expected
+
+
+def test_capture_keeps_head_and_tail():
+    capture = _Capture(10)
+    for piece in (b"abc", b"defgh", b"ijklmnop", b"qrstuvwxyz"):
+        capture.feed(piece)
+    assert capture.text() == "abcde\n... [16 bytes omitted] ...\nvwxyz"
+    small = _Capture(100)
+    small.feed(b"short")
+    assert small.text() == "short"
