@@ -1,4 +1,4 @@
-"""``python -m autograder COMMAND``: grade one submission, grade a folder of them, build the Gradescope zip."""
+"""``python -m autograder COMMAND``: grade submissions, build the Gradescope zip, release the assignment."""
 
 from __future__ import annotations
 
@@ -29,6 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     build_zip = commands.add_parser("build-zip", help="build the Gradescope autograder zip")
     build_zip.add_argument("out", type=Path)
+
+    release = commands.add_parser("release", help="write the student release (stencil, handout, README)")
+    release.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    release.add_argument("--force", action="store_true", help="replace OUT_DIR (and OUT_DIR.zip) if not empty")
+    release.add_argument("--zip", action="store_true", help="also write OUT_DIR.zip for distribution")
+
+    check_release = commands.add_parser(
+        "check-release", help="grade the reference (full marks expected) and a fresh stencil (zero expected)")
+    check_release.add_argument("--small", action="store_true", help="small training budget, for tests and CI")
+    check_release.add_argument("--seed", type=int, default=None, help="the grader's seed (default 1234)")
+
+    handout_table = commands.add_parser("handout-table", help="the points table of handout.md, from CHECKS")
+    mode = handout_table.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="rewrite the table in handout.md")
+    mode.add_argument("--check", action="store_true", help="exit 1 when handout.md's table is out of date")
     return parser
 
 

@@ -43,6 +43,62 @@ def command_build_zip(args) -> int:
     return 0
 
 
+def command_release(args) -> int:
+    from autograder.release import ReleaseError, write_release
+
+    try:
+        path = write_release(args.out_dir, force=args.force, make_zip=args.zip)
+    except ReleaseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote the student release to {path}" + (f" and {path}.zip" if args.zip else ""))
+    return 0
+
+
+def command_check_release(args) -> int:
+    from autograder.release import ReleaseError, check_release
+
+    try:
+        result = check_release(config_from(args), log=lambda line: print(line, file=sys.stderr, flush=True))
+    except (GraderError, ReleaseError) as error:
+        print(f"error: check-release could not run: {error}", file=sys.stderr)
+        return 2
+    print(f"Reference solution (hw/code/vae.py and assignment.py):\n{format_table(result.reference)}\n")
+    print(f"Stencil (hw/code of a fresh release):\n{format_table(result.stencil)}\n")
+    if result.problems:
+        print(f"check-release: {len(result.problems)} surprise(s):", file=sys.stderr)
+        for problem in result.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    print(f"check-release: ok: the reference earns {result.reference.score:g}/{result.reference.max_score:g}, "
+          f"the stencil {result.stencil.score:g}, and nothing of the solution leaks into the release")
+    return 0
+
+
+def command_handout_table(args) -> int:
+    from autograder.release import HANDOUT, ReleaseError, points_table, update_handout
+
+    if not (args.write or args.check):
+        print(points_table())
+        return 0
+    try:
+        current = update_handout(HANDOUT, write=args.write)
+    except ReleaseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if current:
+        print(f"{HANDOUT.name}: the points table matches CHECKS")
+    elif args.write:
+        print(f"{HANDOUT.name}: rewrote the points table from CHECKS")
+    else:
+        print(f"error: the points table of {HANDOUT.name} differs from CHECKS; "
+              "run python -m autograder handout-table --write", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run_command(args) -> int:
-    commands = {"grade": command_grade, "grade-all": command_grade_all, "build-zip": command_build_zip}
+    commands = {"grade": command_grade, "grade-all": command_grade_all, "build-zip": command_build_zip,
+                "release": command_release, "check-release": command_check_release,
+                "handout-table": command_handout_table}
     return commands[args.command](args)

@@ -24,6 +24,7 @@ import numpy as np
 from autograder import checks
 from autograder.config import GradeConfig
 from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR, ensure_code_on_path
+from autograder.requests import save_request, training_request, unit_request
 from autograder.results import Report, TestResult, write_results
 from autograder.sandbox import ChildResult, Limits, lock_down, prepare_workdir, run_child, unprivileged_user
 from autograder.submission import HARNESS_NAME, SubmissionError, copy_submission
@@ -127,72 +128,6 @@ class Grader:
         arrays = load_result_file(output)
         self.log(f"  {task}: {child.status} in {child.seconds:.1f} s, peak {child.peak_rss_mb:.0f} MB")
         return ChildRun(arrays, child)
-
-
-def unit_request(config: GradeConfig, train_images, train_labels) -> dict:
-    """The grader's inputs for the unit probes, drawn from its own seed."""
-    rng = np.random.default_rng(config.seed)
-    request = {"seed": np.int64(config.seed), "one_hot.labels": rng.integers(0, 10, 37)}
-    draws = 20_000
-    mu_row = np.array([-2.0, 0.0, 0.7, 3.0])
-    logvar_row = np.array([-1.0, 0.0, 1.2, 0.3])
-    request["reparam.mu"] = np.tile(mu_row, (draws, 1)).astype(np.float32)
-    request["reparam.logvar"] = np.tile(logvar_row, (draws, 1)).astype(np.float32)
-    request["grad.mu"] = rng.normal(size=(64, 4)).astype(np.float32)
-    request["grad.logvar"] = rng.normal(scale=0.5, size=(64, 4)).astype(np.float32)
-    request["grad.weights"] = rng.normal(size=(64, 4)).astype(np.float32)
-    sizes = [3, 5, 8, 2, 6]
-    request["loss.count"] = np.int64(len(sizes))
-    for i, n in enumerate(sizes):
-        latent = int(rng.integers(2, 7))
-        x = rng.uniform(size=(n, 1, 28, 28))
-        x[: n // 2] = (x[: n // 2] > 0.5)
-        request[f"loss.{i}.x"] = x.astype(np.float32)
-        request[f"loss.{i}.x_hat"] = rng.uniform(0.05, 0.95, size=(n, 1, 28, 28)).astype(np.float32)
-        request[f"loss.{i}.mu"] = rng.normal(size=(n, latent)).astype(np.float32)
-        request[f"loss.{i}.logvar"] = rng.normal(scale=0.7, size=(n, latent)).astype(np.float32)
-    request["forward.latent_size"] = np.int64(7)
-    request["forward.x"] = rng.uniform(size=(5, 1, 28, 28)).astype(np.float32)
-    request["forward.labels"] = rng.integers(0, 10, 5)
-    request["forward.z"] = rng.normal(size=(3, 7)).astype(np.float32)
-    steps = rng.choice(len(train_images), size=512, replace=False)
-    request["steps.images"] = train_images[steps]
-    request["steps.labels"] = train_labels[steps]
-    request["steps.eps"] = rng.normal(size=(256, 8)).astype(np.float32)
-    request["steps.batch_size"] = np.int64(64)
-    request["steps.learning_rate"] = np.float64(1e-3)
-    return request
-
-
-def training_request(config: GradeConfig, train_images, train_labels) -> dict:
-    budget = config.budget
-    rng = np.random.default_rng(config.seed + 1)
-    images = train_images[: budget.train_images]
-    labels = train_labels[: budget.train_images]
-    per_digit = config.samples_per_digit
-    return {
-        "seed": np.int64(config.seed),
-        "batch_size": np.int64(budget.batch_size),
-        "learning_rate": np.float64(budget.learning_rate),
-        "vae_epochs": np.int64(budget.vae_epochs),
-        "cvae_epochs": np.int64(budget.cvae_epochs),
-        "vae_latent_size": np.int64(budget.vae_latent_size),
-        "cvae_latent_size": np.int64(budget.cvae_latent_size),
-        "train.images": images,
-        "train.labels": labels,
-        "eval.images": images[: budget.eval_images],
-        "eval.labels": labels[: budget.eval_images],
-        "vae.eps": rng.normal(size=(budget.eval_images, budget.vae_latent_size)).astype(np.float32),
-        "cvae.eps": rng.normal(size=(budget.eval_images, budget.cvae_latent_size)).astype(np.float32),
-        "cvae.sample_z": rng.normal(size=(10 * per_digit, budget.cvae_latent_size)).astype(np.float32),
-        "cvae.sample_labels": np.repeat(np.arange(10), per_digit),
-    }
-
-
-def save_request(path: Path, request: dict) -> Path:
-    with open(path, "wb") as file:
-        np.savez(file, **request)
-    return path
 
 
 def classify(samples: np.ndarray, work: Path) -> np.ndarray:

@@ -52,7 +52,8 @@ def train_vae(model, train_loader, args, is_cvae=False, epoch_terms=None):
         The sum over the batches of the per-image loss from ``loss_function``.
     """
     batches = training.progress_bar(train_loader, "train")
-    # TODO: for each (images, labels) batch: under a tf.GradientTape run the model
+    # TODO: train the model for one epoch over train_loader and return the total loss.
+    # For each (images, labels) batch: under a tf.GradientTape run the model
     # (model(images) or, for the CVAE, model(images, one_hot(labels, 10))), compute
     # loss_function(x_hat, images, mu, logvar), take the gradients of the loss with
     # respect to model.trainable_variables and apply them with model.optimizer.
@@ -137,6 +138,13 @@ def main(argv=None):
         return 2
     except training.NonFiniteLossError as error:
         print(f"error: training stopped: {error} The last good weights are kept.", file=sys.stderr)
+        return 1
+    except NotImplementedError as error:
+        # Keras re-raises an error from a model's call() with a longer, multi-line
+        # message; the stub's own one-line message is the exception it wraps.
+        while isinstance(error.__context__, NotImplementedError):
+            error = error.__context__
+        print(f"error: {error or 'a function is not implemented yet'}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted; the weights of the last finished epoch are kept.", file=sys.stderr)

@@ -19,11 +19,38 @@ IMAGE_SHAPE = (1, 28, 28)
 BCE_EPSILON = 1e-7
 
 
+# How much louder the one-hot label speaks to the CVAE's networks (see LabelScale).
+LABEL_SCALE = 10.0
+
+
 def _mlp(sizes, activation, name):
     """A stack of Dense layers, one per width in ``sizes``."""
     return keras.Sequential(
         [layers.Dense(size, activation=activation) for size in sizes], name=name
     )
+
+
+class LabelScale(keras.layers.Layer):
+    """Multiply the last ``num_classes`` columns of the input (the one-hot label) by ``scale``.
+
+    Adam's step for a weight does not depend on the size of its gradient, so
+    scaling an input by ``scale`` makes everything the weights reading it can
+    express appear ``scale`` times sooner. A CVAE that is slow to use its label
+    stores the digit's identity in ``z`` early in training, and decodes prior
+    samples ``z ~ N(0, I)`` into the wrong digit until the KL term slowly
+    removes it; a louder label lets the decoder rely on ``c`` from the start.
+    Shapes: ``(N, D + C) -> (N, D + C)``.
+    """
+
+    def __init__(self, num_classes, scale=LABEL_SCALE, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.scale = scale
+
+    def call(self, inputs):
+        features = inputs[:, : -self.num_classes]
+        label = inputs[:, -self.num_classes :]
+        return tf.concat([features, self.scale * label], axis=-1)
 
 
 class VAE(keras.Model):
@@ -105,11 +132,14 @@ class CVAE(keras.Model):
         #   self.mu_layer and self.logvar_layer: (N, H) -> (N, Z) each;
         #   self.decoder: concat([z, c]) (N, Z + C) -> (N, 1, 28, 28), sigmoid output.
         # BEGIN SOLUTION
-        self.encoder = _mlp(hidden_sizes, "relu", "encoder")
+        self.encoder = keras.Sequential(
+            [LabelScale(num_classes), _mlp(hidden_sizes, "relu", "encoder_mlp")], name="encoder"
+        )
         self.mu_layer = layers.Dense(latent_size, name="mu")
         self.logvar_layer = layers.Dense(latent_size, kernel_initializer="zeros", name="logvar")
         self.decoder = keras.Sequential(
             [
+                LabelScale(num_classes),
                 _mlp(tuple(reversed(hidden_sizes)), "relu", "decoder_mlp"),
                 layers.Dense(input_size, activation="sigmoid"),
                 layers.Reshape(IMAGE_SHAPE),

@@ -1,0 +1,86 @@
+"""The grader's inputs to the probes: plain NumPy arrays drawn from the grader's seed.
+
+Pure NumPy, with no import of the rest of the grader, so that the release can
+copy this module next to the students' ``check.py``: the self-check then sends
+the same kind of request to the same probes as the grader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from autograder.config import GradeConfig
+
+
+def unit_request(config: GradeConfig, train_images, train_labels) -> dict:
+    """The inputs of the unit probes, drawn from ``config.seed`` (the only field it reads).
+
+    ``train_images`` (N, 28, 28) uint8 and ``train_labels`` (N,) give the 512
+    images of the ``train_vae`` probe; N must be at least 512.
+    """
+    rng = np.random.default_rng(config.seed)
+    request = {"seed": np.int64(config.seed), "one_hot.labels": rng.integers(0, 10, 37)}
+    draws = 20_000
+    mu_row = np.array([-2.0, 0.0, 0.7, 3.0])
+    logvar_row = np.array([-1.0, 0.0, 1.2, 0.3])
+    request["reparam.mu"] = np.tile(mu_row, (draws, 1)).astype(np.float32)
+    request["reparam.logvar"] = np.tile(logvar_row, (draws, 1)).astype(np.float32)
+    request["grad.mu"] = rng.normal(size=(64, 4)).astype(np.float32)
+    request["grad.logvar"] = rng.normal(scale=0.5, size=(64, 4)).astype(np.float32)
+    request["grad.weights"] = rng.normal(size=(64, 4)).astype(np.float32)
+    sizes = [3, 5, 8, 2, 6]
+    request["loss.count"] = np.int64(len(sizes))
+    for i, n in enumerate(sizes):
+        latent = int(rng.integers(2, 7))
+        x = rng.uniform(size=(n, 1, 28, 28))
+        x[: n // 2] = (x[: n // 2] > 0.5)
+        request[f"loss.{i}.x"] = x.astype(np.float32)
+        request[f"loss.{i}.x_hat"] = rng.uniform(0.05, 0.95, size=(n, 1, 28, 28)).astype(np.float32)
+        request[f"loss.{i}.mu"] = rng.normal(size=(n, latent)).astype(np.float32)
+        request[f"loss.{i}.logvar"] = rng.normal(scale=0.7, size=(n, latent)).astype(np.float32)
+    request["forward.latent_size"] = np.int64(7)
+    request["forward.x"] = rng.uniform(size=(5, 1, 28, 28)).astype(np.float32)
+    request["forward.labels"] = rng.integers(0, 10, 5)
+    request["forward.z"] = rng.normal(size=(3, 7)).astype(np.float32)
+    steps = rng.choice(len(train_images), size=512, replace=False)
+    request["steps.images"] = train_images[steps]
+    request["steps.labels"] = train_labels[steps]
+    request["steps.eps"] = rng.normal(size=(256, 8)).astype(np.float32)
+    request["steps.batch_size"] = np.int64(64)
+    request["steps.learning_rate"] = np.float64(1e-3)
+    return request
+
+
+def training_request(config: GradeConfig, train_images, train_labels) -> dict:
+    budget = config.budget
+    rng = np.random.default_rng(config.seed + 1)
+    images = train_images[: budget.train_images]
+    labels = train_labels[: budget.train_images]
+    per_digit = config.samples_per_digit
+    return {
+        "seed": np.int64(config.seed),
+        "batch_size": np.int64(budget.batch_size),
+        "learning_rate": np.float64(budget.learning_rate),
+        "vae_epochs": np.int64(budget.vae_epochs),
+        "cvae_epochs": np.int64(budget.cvae_epochs),
+        "vae_latent_size": np.int64(budget.vae_latent_size),
+        "cvae_latent_size": np.int64(budget.cvae_latent_size),
+        "train.images": images,
+        "train.labels": labels,
+        "eval.images": images[: budget.eval_images],
+        "eval.labels": labels[: budget.eval_images],
+        "vae.eps": rng.normal(size=(budget.eval_images, budget.vae_latent_size)).astype(np.float32),
+        "cvae.eps": rng.normal(size=(budget.eval_images, budget.cvae_latent_size)).astype(np.float32),
+        "cvae.sample_z": rng.normal(size=(10 * per_digit, budget.cvae_latent_size)).astype(np.float32),
+        "cvae.sample_labels": np.repeat(np.arange(10), per_digit),
+    }
+
+
+def save_request(path: Path, request: dict) -> Path:
+    with open(path, "wb") as file:
+        np.savez(file, **request)
+    return path

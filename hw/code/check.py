@@ -1,0 +1,208 @@
+"""Check your functions with the autograder's own unit checks, on your machine, in seconds.
+
+Usage (from this folder)::
+
+    python check.py                  # every unit check
+    python check.py --data_dir DIR   # MNIST from DIR (as in assignment.py)
+
+It runs the grader's unit checks (one_hot, reparametrize, loss_function, the
+forward passes of VAE and CVAE, and a few batches of train_vae) on your
+vae.py and assignment.py, and prints for each check whether it passes and,
+if not, the grader's feedback. Your code runs in a child process, so a crash
+still leaves a report. The training checks need a long run and happen only
+in the grader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+CODE_DIR = Path(__file__).resolve().parent
+# The self-check draws its own inputs with the grader's request builder; only the seed differs.
+SEED = 2024
+# Limits of the child that runs every probe, and of a probe run again on its own after a crash.
+ALL_PROBES_SECONDS = 300
+ONE_PROBE_SECONDS = 120
+FEEDBACK_INDENT = "       "
+# TensorFlow's start-up log lines, left out of the output shown after a crash.
+TF_LOG_LINE = re.compile(r"(WARNING: All log messages before absl|[IWEF]\d{4} \d\d:\d\d:\d\d)")
+
+
+def grader_modules():
+    """The grader's checks, its request builders and the path of its harness.
+
+    In the student release they are copied into ``_selfcheck/``; in the course
+    repository they are the ``autograder`` package itself.
+    """
+    bundled = CODE_DIR / "_selfcheck"
+    if bundled.is_dir():
+        if str(CODE_DIR) not in sys.path:
+            sys.path.insert(0, str(CODE_DIR))
+        from _selfcheck import checks, requests
+
+        return checks, requests, bundled / "harness.py"
+    repo = CODE_DIR.parent.parent
+    if (repo / "autograder" / "checks.py").is_file():
+        if str(repo) not in sys.path:
+            sys.path.insert(0, str(repo))
+        from autograder import checks, requests
+
+        return checks, requests, repo / "autograder" / "harness.py"
+    raise FileNotFoundError(f"the _selfcheck folder is missing from {CODE_DIR}; "
+                            "copy it back from the assignment's release")
+
+
+def training_images(data_dir: str | None):
+    """MNIST's training images and labels from your data setup, or the reason they are unavailable."""
+    from mnist_data import DataError, load_arrays
+
+    try:
+        arrays = load_arrays(data_dir)
+    except DataError as error:
+        return None, None, str(error)
+    return arrays.train_images, arrays.train_labels, None
+
+
+def describe_exit(returncode: int | None, seconds: float) -> str:
+    """How the child ended, completing "No result came back: the program ..."."""
+    if returncode is None:
+        return f"was stopped after {seconds:.0f} s, the time limit"
+    if returncode < 0:
+        return f"was killed by signal {signal.Signals(-returncode).name}"
+    if returncode != 0:
+        return f"exited with status {returncode}"
+    return "ended before returning its results (does it call sys.exit or os._exit?)"
+
+
+def run_harness(harness: Path, task: str, work: Path, seconds: float) -> tuple[dict, str, str]:
+    """Run one harness task on the code in this folder; returns its arrays, how it ended and its output."""
+    request, result = work / "request.npz", work / f"result-{task.replace(':', '-')}.npz"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", MPLBACKEND="Agg")
+    start = time.monotonic()
+    try:
+        child = subprocess.run([sys.executable, str(harness), task, str(request), str(result)],
+                               cwd=CODE_DIR, env=env, capture_output=True, text=True, timeout=seconds)
+        returncode, output = child.returncode, child.stdout + child.stderr
+    except subprocess.TimeoutExpired as error:
+        returncode = None
+        output = "".join(part.decode(errors="replace") if isinstance(part, bytes) else part or ""
+                         for part in (error.stdout, error.stderr))
+    return load_result(result), describe_exit(returncode, time.monotonic() - start), output
+
+
+def load_result(path: Path) -> dict:
+    """The child's arrays (float64) and messages (str), as the grader reads them; empty when none."""
+    if not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: str(data[key]) if data[key].dtype.kind == "U" else data[key].astype(np.float64)
+                    for key in data.files}
+    except (OSError, ValueError):
+        return {}
+
+
+def run_probes(checks, harness: Path, work: Path) -> tuple[dict[str, tuple[dict, str]], list[str]]:
+    """Every probe in one child; a probe it did not reach runs again in a child of its own.
+
+    As in the grader, the step where the first child stopped is not run
+    again. Returns each probe's (arrays, how its child ended) and the output
+    of any child that failed.
+    """
+    shutil.copyfile(harness, work / "harness.py")
+    arrays, detail, output = run_harness(work / "harness.py", "units", work, ALL_PROBES_SECONDS)
+    runs = {probe: (arrays, detail) for probe in checks.UNIT_CHECKS}
+    failures = [output] if not all(f"done.{probe}" in arrays for probe in runs) else []
+    stopped_at = next((key[len("started."):] for key in arrays if key.startswith("started.")
+                       and f"done.{key[len('started.'):]}" not in arrays), "")
+    for probe in runs:
+        needs = checks.PROBE_MODULES.get(probe, ("vae",))
+        if (f"done.{probe}" in arrays or probe == stopped_at
+                or stopped_at.removeprefix("import_") in needs):
+            continue
+        alone, alone_detail, alone_output = run_harness(work / "harness.py", f"unit:{probe}", work,
+                                                        ONE_PROBE_SECONDS)
+        runs[probe] = (alone, alone_detail)
+        if f"done.{probe}" not in alone:
+            failures.append(alone_output)
+    return runs, failures
+
+
+def print_check(status: str, name: str, points: str, feedback: str) -> None:
+    print(f"[{status}] {name} ({points})")
+    print(textwrap.fill(" ".join(feedback.split()), width=100, initial_indent=FEEDBACK_INDENT,
+                        subsequent_indent=FEEDBACK_INDENT))
+
+
+def print_report(checks, runs: dict, request: dict, failures: list[str], skip_train_vae: bool) -> bool:
+    """Score every probe with the grader's checks and print the report; True when every check run passes."""
+    passed = failed = 0
+    earned = possible = 0.0
+    for key, check in checks.UNIT_CHECKS.items():
+        spec = checks.CHECKS_BY_KEY[key]
+        if key == "train_vae" and skip_train_vae:
+            print_check("SKIP", spec.name, f"-/{spec.points:g} points",
+                        "Not checked: MNIST is not available (see above). Set MNIST_DATA_DIR or pass "
+                        "--data_dir, as for assignment.py.")
+            continue
+        arrays, detail = runs[key]
+        outcome = check(arrays, request, detail)
+        score = spec.points * outcome.fraction
+        earned, possible = earned + score, possible + spec.points
+        ok = outcome.fraction >= 1.0
+        passed, failed = passed + ok, failed + (not ok)
+        print_check("PASS" if ok else "FAIL", spec.name, f"{score:g}/{spec.points:g} points", outcome.feedback)
+    for output in failures:
+        lines = [line for line in output.strip().splitlines() if not TF_LOG_LINE.match(line)]
+        if lines:
+            tail = textwrap.indent("\n".join(lines[-15:]), "    ")
+            print(f"\nThe last lines your code printed before it stopped:\n{tail}")
+    skipped = f", {checks.CHECKS_BY_KEY['train_vae'].name} skipped" if skip_train_vae else ""
+    grader_only = ", ".join(f"{spec.name} ({spec.points:g} points)" for spec in checks.CHECKS
+                            if spec.key not in checks.UNIT_CHECKS)
+    print(f"\n{passed} of {passed + failed} checks pass{skipped}: {earned:g} of {possible:g} points. "
+          f"Only the grader runs the training checks: {grader_only}.")
+    return failed == 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="check.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", default=None,
+                        help="folder with the MNIST files (default: $MNIST_DATA_DIR, then the cache, "
+                             "then a download)")
+    args = parser.parse_args(argv)
+    try:
+        checks, requests, harness = grader_modules()
+    except (FileNotFoundError, ImportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    images, labels, no_data = training_images(args.data_dir)
+    if no_data:
+        print(f"MNIST is not available, so train_vae is not checked:\n{textwrap.indent(no_data, '    ')}\n")
+        # The train_vae probe still needs images to run on; its result is not scored.
+        images, labels = np.zeros((512, 28, 28), np.uint8), np.zeros(512, np.int64)
+    request = requests.unit_request(SimpleNamespace(seed=SEED), images, labels)
+    print(f"Checking vae.py and assignment.py in {CODE_DIR} with the autograder's unit checks...",
+          flush=True)
+    with tempfile.TemporaryDirectory(prefix="vae-check-") as work:
+        work = Path(work)
+        requests.save_request(work / "request.npz", request)
+        runs, failures = run_probes(checks, harness, work)
+    return 0 if print_report(checks, runs, request, failures, skip_train_vae=bool(no_data)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The handout: its points table is CHECKS, and it covers every check and the topics students need."""
+
+import re
+import shutil
+
+from autograder import release
+from autograder.__main__ import main as autograder_main
+from autograder.checks import CHECKS, TOTAL_POINTS, UNIT_CHECKS
+
+HANDOUT = release.HANDOUT
+
+
+def table_and_prose():
+    text = HANDOUT.read_text()
+    begin, end = text.index(release.TABLE_BEGIN), text.index(release.TABLE_END)
+    return text[begin + len(release.TABLE_BEGIN):end], text[:begin] + text[end:]
+
+
+def test_points_table_lists_every_check_with_its_points_in_order():
+    table, _ = table_and_prose()
+    rows = [line for line in table.strip().splitlines()[2:]]
+    assert len(rows) == len(CHECKS) + 1
+    for row, spec in zip(rows, CHECKS):
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[:2] == [spec.name, f"{spec.points:g}"]
+        assert cells[3].startswith("yes" if spec.key in UNIT_CHECKS else "no")
+    assert f"**{TOTAL_POINTS:g}**" in rows[-1]
+
+
+def test_points_table_is_the_generated_one():
+    table, _ = table_and_prose()
+    assert table.strip() == release.points_table()
+    assert release.update_handout(HANDOUT) is True
+    assert autograder_main(["handout-table", "--check"]) == 0
+
+
+def test_handout_table_write_repairs_a_stale_table(tmp_path, capsys):
+    copy = tmp_path / "handout.md"
+    shutil.copyfile(HANDOUT, copy)
+    stale = copy.read_text().replace(f"| {CHECKS[0].name} | {CHECKS[0].points:g} |", f"| {CHECKS[0].name} | 99 |")
+    copy.write_text(stale)
+    assert release.update_handout(copy) is False
+    assert copy.read_text() == stale
+    assert release.update_handout(copy, write=True) is False
+    assert copy.read_text() == HANDOUT.read_text()
+
+
+def test_handout_describes_every_check_outside_the_table():
+    _, prose = table_and_prose()
+    for spec in CHECKS:
+        assert f"**{spec.name}**" in prose, spec.name
+
+
+def test_handout_covers_the_roadmap_the_math_and_the_faq():
+    text = HANDOUT.read_text()
+    headings = [line.lstrip("#").strip().lower() for line in text.splitlines() if line.startswith("#")]
+    for heading in ("overview", "learning goals", "set up", "roadmap", "the math in brief",
+                    "what the autograder checks", "conceptual questions", "faq", "going further (optional)"):
+        assert heading in headings, heading
+    for topic in ("reparametrization", "ELBO", "KL", "log-variance", "NaN", "--device", "MNIST_DATA_DIR",
+                  "classifier", "β-VAE", "KL annealing", "traversal", "python check.py", "tf.GradientTape"):
+        assert topic in text, topic
+    # GitHub renders $...$ and $$...$$: every delimiter must be closed.
+    assert text.count("$$") % 2 == 0 and text.count("$") % 2 == 0

@@ -1,0 +1,295 @@
+"""The student release: the stencil, what it leaves out, the self-check, and check-release."""
+
+import filecmp
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from autograder import release
+from autograder.__main__ import main as autograder_main
+from autograder.checks import CHECKS_BY_KEY, UNIT_CHECKS
+from autograder.paths import PACKAGE_DIR
+from helpers import CODE_DIR, REPO_DIR, require_mnist_dir
+
+MARKER = re.compile(r"^\s*# (BEGIN|END) SOLUTION")
+PROVIDED = ("mnist_data.py", "training.py", "figures.py", "check.py")
+
+
+@pytest.fixture(scope="module")
+def release_dir(tmp_path_factory):
+    return release.write_release(tmp_path_factory.mktemp("release") / "student")
+
+
+def split_solution(path):
+    """The lines inside the solution blocks of ``path`` and the lines outside them, stripped."""
+    inside, outside, in_block = [], [], False
+    for line in path.read_text().splitlines():
+        if MARKER.match(line):
+            in_block = "BEGIN" in line
+            continue
+        (inside if in_block else outside).append(line.strip())
+    return inside, outside
+
+
+def run_python(*args, cwd, env=None, timeout=300):
+    child_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=child_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# The stencil, on a small module written here.
+
+DEMO = '''class Model:
+    def call(self, x):
+        """Double x."""
+        # TODO: double x. Then return it.
+        # BEGIN SOLUTION
+        y = 2 * x
+        return y
+        # END SOLUTION
+
+
+def helper():
+    # BEGIN SOLUTION
+    return 1
+    # END SOLUTION
+'''
+
+
+def test_each_solution_block_becomes_a_stub_under_its_todo():
+    stencil = release.make_stencil(DEMO, "demo.py")
+    assert "SOLUTION" not in stencil and "y = 2 * x" not in stencil and "return 1" not in stencil
+    assert '        # TODO: double x. Then return it.\n        raise NotImplementedError(' in stencil
+    assert "implement Model.call in demo.py: double x" in stencil
+    assert '    raise NotImplementedError("implement helper in demo.py")' in stencil
+    namespace = {}
+    exec(compile(stencil, "demo.py", "exec"), namespace)
+    with pytest.raises(NotImplementedError, match="implement Model.call in demo.py: double x"):
+        namespace["Model"]().call(1)
+
+
+@pytest.mark.parametrize("text, where", [
+    ("x = 1\n# BEGIN SOLUTION\ny = 2\n", "demo.py:2"),
+    ("x = 1\n# END SOLUTION\n", "demo.py:2"),
+    ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION\n", "demo.py:2"),
+])
+def test_unpaired_markers_are_refused_with_their_line(text, where):
+    with pytest.raises(release.ReleaseError, match=where):
+        release.make_stencil(text, "demo.py")
+
+
+# The release folder.
+
+
+def test_release_holds_the_stencil_the_provided_modules_and_the_student_files(release_dir):
+    files = {p.relative_to(release_dir).as_posix() for p in release_dir.rglob("*") if p.is_file()}
+    assert files == {
+        "README.md", "handout.md", "requirements.txt", "hw/outputs/.gitkeep",
+        *(f"hw/code/{name}" for name in ("vae.py", "assignment.py", *PROVIDED)),
+        *(f"hw/code/_selfcheck/{name}" for name in ("__init__.py", *release.SELF_CHECK_MODULES)),
+    }
+    for name in PROVIDED:
+        assert filecmp.cmp(CODE_DIR / name, release_dir / "hw" / "code" / name, shallow=False), name
+    for name in release.SELF_CHECK_MODULES:
+        assert filecmp.cmp(PACKAGE_DIR / name, release_dir / "hw" / "code" / "_selfcheck" / name, shallow=False)
+    assert (release_dir / "hw" / "outputs" / ".gitkeep").read_text() == ""
+    readme = (release_dir / "README.md").read_text()
+    assert "python check.py" in readme and "Submit" in readme and "requirements.txt" in readme
+
+
+def test_release_requirements_are_the_runtime_ones(release_dir):
+    lines = [line.strip() for line in (release_dir / "requirements.txt").read_text().splitlines()]
+    requirements = [line for line in lines if line and not line.startswith("#")]
+    assert "pytest" not in " ".join(requirements)
+    assert any(line.startswith("tensorflow") for line in requirements)
+    repo_lines = {line.strip() for line in (REPO_DIR / "requirements.txt").read_text().splitlines()}
+    assert set(requirements) <= repo_lines
+
+
+def test_runtime_requirements_drop_test_sections_and_dev_tools():
+    text = "# Runtime.\nnumpy>=1\n# Tests.\npytest>=8\nhypothesis\n\n# Plots.\nmatplotlib\nruff==0.1\n"
+    assert release.runtime_requirements(text) == "# Runtime.\nnumpy>=1\n\n# Plots.\nmatplotlib\n"
+
+
+def test_every_solution_block_is_replaced_and_every_todo_kept(release_dir):
+    for name in release.STENCIL_FILES:
+        master = (CODE_DIR / name).read_text()
+        stencil = (release_dir / "hw" / "code" / name).read_text()
+        blocks = master.count("# BEGIN SOLUTION")
+        assert blocks > 0 and not any(MARKER.match(line) for line in stencil.splitlines())
+        assert stencil.count("raise NotImplementedError(") == blocks
+        todos = [line for line in master.splitlines() if line.strip().startswith("# TODO")]
+        assert todos and all(line in stencil.splitlines() for line in todos)
+
+
+def test_no_solution_line_reaches_any_release_file(release_dir):
+    inside, outside = set(), set()
+    for path in CODE_DIR.glob("*.py"):
+        block, rest = split_solution(path)
+        inside.update(block)
+        outside.update(rest)
+    for name in release.SELF_CHECK_MODULES:
+        outside.update(line.strip() for line in (PACKAGE_DIR / name).read_text().splitlines())
+    trivial = re.compile(r"[\[\](){},:]*|return|#.*SOLUTION")
+    secret = {line for line in inside - outside if not trivial.fullmatch(line)}
+    assert len(secret) > 20
+    leaks = []
+    for path in release_dir.rglob("*"):
+        if path.is_file():
+            assert path.suffix not in (".keras", ".h5", ".npz"), f"grader-only file {path}"
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if line.strip() in secret:
+                    leaks.append(f"{path.relative_to(release_dir)}:{number}: {line.strip()}")
+    assert leaks == []
+    assert release.find_leaks(release_dir) == []
+
+
+def test_the_leak_check_finds_a_solution_line(release_dir, tmp_path):
+    copy = shutil.copytree(release_dir, tmp_path / "copy")
+    line = sorted(release.solution_lines())[0]
+    with open(copy / "handout.md", "a") as handout:
+        handout.write(f"\n    {line}\n")
+    (copy / "hw" / "code" / "classifier.keras").write_bytes(b"weights")
+    leaks = release.find_leaks(copy)
+    assert any(leak.startswith("handout.md:") and leak.endswith(line) for leak in leaks)
+    assert any(leak.startswith("hw/code/classifier.keras") for leak in leaks)
+
+
+def test_release_refuses_a_non_empty_folder_and_force_replaces_it_atomically(tmp_path, capsys):
+    target = tmp_path / "student"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    assert autograder_main(["release", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error:") and "--force" in err
+    assert (target / "old.txt").exists()
+    assert autograder_main(["release", str(target), "--force", "--zip"]) == 0
+    assert not (target / "old.txt").exists() and (target / "hw" / "code" / "vae.py").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["student", "student.zip"]
+    with zipfile.ZipFile(tmp_path / "student.zip") as archive:
+        names = archive.namelist()
+    assert "student/hw/code/vae.py" in names and "student/hw/outputs/.gitkeep" in names
+
+
+def test_release_refuses_to_write_over_the_repository(capsys):
+    assert autograder_main(["release", str(REPO_DIR), "--force"]) == 2
+    assert "course repository" in capsys.readouterr().err
+
+
+def test_main_prints_the_stub_message_in_one_line_even_when_keras_wraps_it(monkeypatch, capsys):
+    import assignment
+
+    def run(*args, **kwargs):
+        # Keras re-raises an error from call() as a new exception with a longer message.
+        try:
+            raise NotImplementedError("implement VAE.call in vae.py: encode x")
+        except NotImplementedError:
+            raise NotImplementedError("Exception encountered when calling VAE.call().\n\nmore") from None
+
+    monkeypatch.setattr(assignment.training, "run", run)
+    assert assignment.main([]) == 1
+    assert capsys.readouterr().err == "error: implement VAE.call in vae.py: encode x\n"
+
+
+# The stencil as a program, in child processes.
+
+
+@pytest.mark.slow
+def test_stencil_imports_cleanly_and_help_works(release_dir):
+    code = release_dir / "hw" / "code"
+    done = run_python("-c", "import vae, assignment, check, training, figures, mnist_data", cwd=code)
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_python("assignment.py", "--help", cwd=code)
+    assert done.returncode == 0 and "usage: assignment.py" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags, stub", [((), "VAE.__init__"), (("--cvae",), "CVAE.__init__")])
+def test_a_run_of_the_stencil_stops_at_the_first_stub_in_one_line(release_dir, tmp_path, flags, stub):
+    data_dir = require_mnist_dir()
+    done = run_python("assignment.py", "--num_epochs", "1", "--outputs_dir", str(tmp_path), *flags,
+                      cwd=release_dir / "hw" / "code", env={"MNIST_DATA_DIR": data_dir})
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"implement {stub} in vae.py" in errors[0], done.stderr[-2000:]
+
+
+# The self-check.
+
+
+def self_check(code_dir, data_dir):
+    return run_python("check.py", cwd=code_dir, env={"MNIST_DATA_DIR": str(data_dir)})
+
+
+@pytest.mark.slow
+def test_self_check_passes_every_unit_check_on_the_reference():
+    done = self_check(CODE_DIR, require_mnist_dir())
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    for key in UNIT_CHECKS:
+        spec = CHECKS_BY_KEY[key]
+        assert f"[PASS] {spec.name} ({spec.points:g}/{spec.points:g} points)" in done.stdout
+
+
+@pytest.mark.slow
+def test_self_check_in_the_release_passes_with_the_reference_code(release_dir, tmp_path):
+    code = shutil.copytree(release_dir / "hw" / "code", tmp_path / "code")
+    for name in release.STENCIL_FILES:
+        shutil.copyfile(CODE_DIR / name, code / name)
+    done = self_check(code, require_mnist_dir())
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert done.stdout.count("[PASS]") == len(UNIT_CHECKS)
+
+
+@pytest.mark.slow
+def test_self_check_fails_every_unit_check_of_the_stencil_naming_the_stub(release_dir):
+    done = self_check(release_dir / "hw" / "code", require_mnist_dir())
+    assert done.returncode == 1
+    for key in UNIT_CHECKS:
+        spec = CHECKS_BY_KEY[key]
+        assert f"[FAIL] {spec.name} (0/{spec.points:g} points)" in done.stdout
+    assert done.stdout.count("NotImplementedError: implement") == len(UNIT_CHECKS)
+    assert "0 of 7 checks pass" in done.stdout
+
+
+@pytest.mark.slow
+def test_self_check_skips_train_vae_when_mnist_is_unavailable(release_dir, tmp_path):
+    done = self_check(release_dir / "hw" / "code", tmp_path)
+    assert "MNIST is not available" in done.stdout
+    assert f"[SKIP] {CHECKS_BY_KEY['train_vae'].name}" in done.stdout
+    assert done.stdout.count("[FAIL]") == len(UNIT_CHECKS) - 1
+
+
+# check-release.
+
+
+@pytest.mark.slow
+def test_check_release_in_small_mode_finds_no_surprise(capsys):
+    require_mnist_dir()
+    status = autograder_main(["check-release", "--small"])
+    out, err = capsys.readouterr()
+    assert status == 0, out + err[-3000:]
+    assert "Reference solution" in out and "Stencil" in out and "check-release: ok" in out
+    assert re.search(r"^total +100/100$", out, re.M) and re.search(r"^total +0/100$", out, re.M)
+
+
+def test_check_release_names_each_surprise():
+    from autograder.results import Report, TestResult
+
+    def report(scores, output="NotImplementedError: implement x"):
+        return Report(tests=[TestResult(spec.name, score, spec.points, output)
+                             for spec, score in zip(CHECKS_BY_KEY.values(), scores)])
+
+    full = [spec.points for spec in CHECKS_BY_KEY.values()]
+    assert release.report_problems(report(full), report([0] * len(full))) == []
+    lost = release.report_problems(report([0] + full[1:]), report([0] * len(full)))
+    assert len(lost) == 1 and "reference solution earns 0/5 on one_hot" in lost[0]
+    earned = release.report_problems(report(full), report([5] + [0] * (len(full) - 1)))
+    assert len(earned) == 1 and "stencil earns 5/5 on one_hot" in earned[0]
+    broken = release.report_problems(report(full), report([0] * len(full), "SyntaxError"))
+    assert len(broken) == len(full) and "without reaching a stub" in broken[0]
