@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 apt-get update -q && apt-get install -y -q python3 python3-venv python3-pip
 python3 -m venv /autograder/venv
 /autograder/venv/bin/python -m pip install -q --upgrade pip
-/autograder/venv/bin/python -m pip install -q -r requirements.txt
+/autograder/venv/bin/python -m pip install -q -r autograder/requirements.txt
 # Put verified MNIST arrays in the grader's cache (Keras's download works on Gradescope).
 VAE_KIT_CACHE_DIR=/autograder/cache /autograder/venv/bin/python -m autograder.fetch_data
 """
@@ -38,7 +38,7 @@ def archive_members() -> dict[str, Path]:
     """Zip name -> file on disk: the grader package, the classifier and the provided modules."""
     members = {}
     for path in sorted(PACKAGE_DIR.iterdir()):
-        if path.suffix in (".py", ".keras") and path.is_file():
+        if path.suffix in (".py", ".keras", ".txt") and path.is_file():
             members[f"autograder/{path.name}"] = path
     for module in PROVIDED_MODULES:
         members[f"hw/code/{module}"] = CODE_DIR / module

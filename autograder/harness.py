@@ -130,14 +130,24 @@ def build_model(vae_module, is_cvae, latent_size, learning_rate, decay_steps=0):
 
 
 def make_loader(images, labels, batch_size, seed):
-    """tf.data.Dataset of (B, 1, 28, 28) float32 images in [0, 1] and (B,) int64 labels."""
+    """tf.data.Dataset of (B, 1, 28, 28) float32 images in [0, 1] and (B,) int64 labels.
+
+    The same pipeline as the stencil's ``mnist_data.make_dataset``, written
+    here again because the harness must not depend on a module the submission
+    may replace. Shuffling indices and gathering whole batches keeps memory
+    low: a shuffle buffer of 60,000 image tensors would cost hundreds of MB.
+    """
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64)))
-    dataset = dataset.shuffle(len(labels), seed=int(seed), reshuffle_each_iteration=True)
-    return dataset.batch(int(batch_size)).map(
-        lambda x, y: (tf.cast(x, tf.float32)[:, None] / 255.0, y)
-    ).prefetch(2)
+    images = tf.constant(images[:, None])
+    labels = tf.constant(labels.astype(np.int64))
+    order = tf.data.Dataset.range(int(labels.shape[0]))
+    order = order.shuffle(int(labels.shape[0]), seed=int(seed), reshuffle_each_iteration=True)
+
+    def gather(index):
+        return tf.cast(tf.gather(images, index), tf.float32) / 255.0, tf.gather(labels, index)
+
+    return order.batch(int(batch_size)).map(gather).prefetch(2)
 
 
 def encode_decode(model, is_cvae, images, labels, eps):

@@ -62,3 +62,15 @@ def test_handout_covers_the_roadmap_the_math_and_the_faq():
         assert topic in text, topic
     # GitHub renders $...$ and $$...$$: every delimiter must be closed.
     assert text.count("$$") % 2 == 0 and text.count("$") % 2 == 0
+
+
+def test_handout_states_the_graders_budget():
+    from autograder.config import FULL_BUDGET
+
+    text = HANDOUT.read_text()
+    budget = FULL_BUDGET
+    assert f"VAE(784, latent_size={budget.vae_latent_size})" in text
+    assert f"CVAE(784, 10, latent_size={budget.cvae_latent_size})" in text
+    assert f"batches of {budget.batch_size}" in text
+    assert f"for {budget.vae_epochs} epochs" in text and f"for {budget.cvae_epochs} epoch" in text
+    assert f"learning rate of\n  {budget.learning_rate:g}" in text or f"learning rate of {budget.learning_rate:g}" in text

@@ -20,7 +20,7 @@ BCE_EPSILON = 1e-7
 
 
 # How much louder the one-hot label speaks to the CVAE's networks (see LabelScale).
-LABEL_SCALE = 10.0
+LABEL_SCALE = 5.0
 
 
 def _mlp(sizes, activation, name):
@@ -63,7 +63,7 @@ class VAE(keras.Model):
             uses them in reverse order).
     """
 
-    def __init__(self, input_size, latent_size=15, hidden_sizes=(512, 512, 512), **kwargs):
+    def __init__(self, input_size, latent_size=15, hidden_sizes=(512, 512), **kwargs):
         super().__init__(**kwargs)
         self.input_size = input_size
         self.latent_size = latent_size
@@ -121,7 +121,7 @@ class CVAE(keras.Model):
     """
 
     def __init__(
-        self, input_size, num_classes=10, latent_size=15, hidden_sizes=(512, 512, 512), **kwargs
+        self, input_size, num_classes=10, latent_size=15, hidden_sizes=(512, 512), **kwargs
     ):
         super().__init__(**kwargs)
         self.input_size = input_size
@@ -131,10 +131,10 @@ class CVAE(keras.Model):
         #   self.encoder: concat([flattened x, c]) (N, 784 + C) -> (N, H);
         #   self.mu_layer and self.logvar_layer: (N, H) -> (N, Z) each;
         #   self.decoder: concat([z, c]) (N, Z + C) -> (N, 1, 28, 28), sigmoid output.
+        # Tip: LabelScale(num_classes) as the decoder's first layer helps it learn
+        # to use the label early (see LabelScale).
         # BEGIN SOLUTION
-        self.encoder = keras.Sequential(
-            [LabelScale(num_classes), _mlp(hidden_sizes, "relu", "encoder_mlp")], name="encoder"
-        )
+        self.encoder = _mlp(hidden_sizes, "relu", "encoder")
         self.mu_layer = layers.Dense(latent_size, name="mu")
         self.logvar_layer = layers.Dense(latent_size, kernel_initializer="zeros", name="logvar")
         self.decoder = keras.Sequential(
