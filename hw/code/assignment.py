@@ -10,13 +10,18 @@ Weights and PNG figures go to ``hw/outputs/``.
 """
 
 import math
+import os
 import sys
 
-import tensorflow as tf
+# Hide TensorFlow's C++ start-up notices (CUDA probing, oneDNN); set the variable
+# yourself to see them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import training
-from mnist_data import DataError, load_arrays, make_dataset
-from vae import bce_function, loss_function
+import tensorflow as tf  # noqa: E402
+
+import training  # noqa: E402
+from mnist_data import DataError, load_arrays, make_dataset  # noqa: E402
+from vae import bce_function, loss_function  # noqa: E402
 
 
 def one_hot(labels, class_size):
@@ -122,7 +127,7 @@ def load_mnist(batch_size, buffer_size=1024, data_dir=None, seed=None):
 
 def parseArguments(argv=None):
     """Parse the command line (``sys.argv`` by default) into an argparse.Namespace."""
-    return training.build_parser().parse_args(argv)
+    return training.parse_args(argv)
 
 
 def main(argv=None):

@@ -62,13 +62,18 @@ class TrainConfig:
     cvae: bool = False
     batch_size: int = 128
     num_epochs: int = 10
-    latent_size: int = 15
-    learning_rate: float = 1e-3
+    # None: DEFAULT_LATENT_SIZE of the model (resolved when the arguments are parsed).
+    latent_size: int | None = None
+    learning_rate: float = 2e-3
     load_weights: bool = False
     device: str = "auto"
     data_dir: str | None = None
     outputs_dir: str = str(DEFAULT_OUTPUTS_DIR)
     seed: int = 0
+
+    def __post_init__(self):
+        if self.latent_size is None:
+            self.latent_size = DEFAULT_LATENT_SIZE[self.model_name]
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> "TrainConfig":
@@ -81,6 +86,10 @@ class TrainConfig:
 
 
 DEVICES = ("auto", "cpu", "gpu")
+# The CVAE's label already says which digit it is, so its code needs fewer
+# dimensions; a smaller code also leaves less room for the digit's identity to
+# hide in z, which is what makes prior samples follow the label.
+DEFAULT_LATENT_SIZE = {"vae": 15, "cvae": 8}
 
 
 def _positive(kind: type) -> Callable[[str], int | float]:
@@ -110,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"images per optimizer step (default {d.batch_size})")
     parser.add_argument("--num_epochs", type=_positive(int), default=d.num_epochs,
                         help=f"passes over the 60,000 training images (default {d.num_epochs})")
-    parser.add_argument("--latent_size", type=_positive(int), default=d.latent_size,
-                        help=f"size Z of the latent code (default {d.latent_size})")
+    parser.add_argument("--latent_size", type=_positive(int), default=None,
+                        help="size Z of the latent code (default {vae} for the VAE, {cvae} for the CVAE)"
+                        .format(**DEFAULT_LATENT_SIZE))
     parser.add_argument("--learning_rate", type=_positive(float), default=d.learning_rate,
                         help=f"peak learning rate of Adam (default {d.learning_rate})")
     parser.add_argument("--load_weights", action="store_true",
@@ -126,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=d.seed,
                         help="random seed; the same seed gives the same run on a CPU")
     return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line and fill in the model's default latent size."""
+    args = build_parser().parse_args(argv)
+    if args.latent_size is None:
+        args.latent_size = DEFAULT_LATENT_SIZE["cvae" if args.cvae else "vae"]
+    return args
 
 
 def select_device(choice: str) -> str:
