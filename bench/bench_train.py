@@ -13,7 +13,7 @@ defaults, same code), then measures, in the same process:
 
 Usage::
 
-    python bench/bench_train.py [--runs 3] [--json results.json] [-- extra assignment.py flags]
+    python bench/bench_train.py [--runs 3] [--json results.json] [--label_scale S] [-- assignment.py flags]
 
 Prints one line per run and the medians.
 """
@@ -83,10 +83,14 @@ def conditional_accuracy(model, latent_size: int, per_class: int = 100, seed: in
     return float(np.mean(predicted == requested)), per_digit
 
 
-def child(extra_flags: list[str]) -> dict:
+def child(extra_flags: list[str], label_scale: float | None) -> dict:
     """One benchmark run in this process: the default CVAE training, then the measurements."""
     import assignment
     import training
+    import vae
+
+    if label_scale is not None:
+        vae.LABEL_SCALE = label_scale
 
     with tempfile.TemporaryDirectory() as outputs:
         args = assignment.parseArguments(["--cvae", "--outputs_dir", outputs, *extra_flags])
@@ -105,6 +109,7 @@ def child(extra_flags: list[str]) -> dict:
     peak_matmul = matmul_gflops()
     return {
         "flags": ["--cvae", *extra_flags],
+        "label_scale": vae.LABEL_SCALE,
         "final_loss": history[-1].loss,
         "conditional_accuracy": accuracy,
         "per_digit_accuracy": per_digit,
@@ -136,18 +141,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark the default CVAE run.")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write every run's measurements here")
+    parser.add_argument("--label_scale", type=float, default=None,
+                        help="override vae.LABEL_SCALE (1 turns LabelScale off), for the ablation")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("flags", nargs="*", help="extra assignment.py flags (after --)")
     args = parser.parse_args(argv)
     if args.child:
-        print("BENCH " + json.dumps(child(args.flags)), flush=True)
+        print("BENCH " + json.dumps(child(args.flags, args.label_scale)), flush=True)
         return 0
 
     runs = []
     for index in range(args.runs):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         result = subprocess.run(
-            [sys.executable, __file__, "--child", "--", *args.flags],
+            [sys.executable, __file__, "--child",
+             *(["--label_scale", str(args.label_scale)] if args.label_scale is not None else []),
+             "--", *args.flags],
             capture_output=True, text=True, env=env,
         )
         lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH ")]
@@ -159,7 +168,7 @@ def main(argv=None) -> int:
         print(f"run {index + 1}: " + ", ".join(
             f"{label} {fmt.format(run[key])}" for key, label, fmt in SUMMARY_KEYS), flush=True)
 
-    print(f"\nmedian of {len(runs)} runs ({' '.join(runs[0]['flags'])}):")
+    print(f"\nmedian of {len(runs)} runs ({' '.join(runs[0]['flags'])}, label scale {runs[0]['label_scale']:g}):")
     for key, label, fmt in SUMMARY_KEYS:
         print(f"  {label:<40} {fmt.format(statistics.median(run[key] for run in runs))}")
     if args.json:

@@ -42,10 +42,10 @@ class LabelScale(keras.layers.Layer):
     Shapes: ``(N, D + C) -> (N, D + C)``.
     """
 
-    def __init__(self, num_classes, scale=LABEL_SCALE, **kwargs):
+    def __init__(self, num_classes, scale=None, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
-        self.scale = scale
+        self.scale = LABEL_SCALE if scale is None else scale
 
     def call(self, inputs):
         features = inputs[:, : -self.num_classes]
