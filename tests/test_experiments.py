@@ -1,0 +1,132 @@
+"""Tests for hw/code/experiments.py and its modules, with --quick budgets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+import experiments
+import mnist_data
+from experiment_runs import ExperimentConfig, kl_weight, load_data
+
+pytestmark = pytest.mark.skipif(not os.environ.get("MNIST_DATA_DIR"), reason="MNIST_DATA_DIR is not set")
+
+
+def test_kl_weight_schedule_values():
+    assert kl_weight(0.0, 2.0, 0.0, 0.0) == 2.0
+    assert kl_weight(0.5, 2.0, 0.0, 1.0) == 0.0
+    assert kl_weight(1.0, 2.0, 4.0, 1.0) == 0.0
+    assert kl_weight(2.0, 2.0, 4.0, 1.0) == pytest.approx(0.5)
+    assert kl_weight(3.0, 2.0, 4.0, 1.0) == pytest.approx(1.0)
+    assert kl_weight(5.0, 2.0, 4.0, 1.0) == 2.0
+    assert kl_weight(9.0, 2.0, 4.0, 1.0) == 2.0
+    assert kl_weight(3.0, 0.0, 4.0, 0.0) == 0.0
+
+
+def run_cli(argv, capsys):
+    code = experiments.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.slow
+def test_traverse_writes_figures_and_resumes(tmp_path, capsys):
+    out = tmp_path / "traverse"
+    argv = ["traverse", "--quick", "--outputs_dir", str(out)]
+    code, stdout, _ = run_cli(argv, capsys)
+    assert code == 0
+    assert "KL weight 1" in stdout and "active units" in stdout
+    for name in ("traversals.png", "attribute_arithmetic.png", "reconstructions.png", "samples.png",
+                 "training_curves.png", "report.md", "results.csv"):
+        assert (out / name).stat().st_size > 0, name
+    report = (out / "report.md").read_text()
+    assert "](traversals.png)" in report and "IWAE NLL" in report
+    saved = json.loads((out / "runs" / "main" / "metrics.json").read_text())
+    assert saved["metrics"]["iwae_nll"] <= saved["metrics"]["negative_elbo"] + 1.0
+    code, stdout, _ = run_cli(argv, capsys)
+    assert code == 0 and "finished earlier, skipped" in stdout and "main: training" not in stdout
+
+
+@pytest.mark.slow
+def test_beta_sweep_csv_plot_and_best_beta(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    code, _, _ = run_cli(["beta-sweep", "--quick", "--betas", "0", "1", "--outputs_dir", str(out)], capsys)
+    assert code == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [float(r["beta"]) for r in rows] == [0.0, 1.0]
+    assert float(rows[0]["kl"]) > float(rows[1]["kl"])
+    assert (out / "beta_sweep.png").stat().st_size > 0
+    assert "Best β =" in (out / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_anneal_logs_the_ramp(tmp_path, capsys):
+    out = tmp_path / "anneal"
+    code, stdout, _ = run_cli(["anneal", "--quick", "--kl_warmup_epochs", "2", "--outputs_dir", str(out)], capsys)
+    assert code == 0
+    # The weight is logged at the last of 16 steps per epoch: after epoch 1 of a
+    # 2-epoch ramp it is 15/16 / 2 = 0.469.
+    assert "KL weight 0.469" in stdout
+    histories = json.loads((out / "runs" / "annealed" / "metrics.json").read_text())["history"]
+    assert [round(h["kl_weight"], 2) for h in histories] == [0.47, 0.97, 1.0]
+    assert (out / "training_curves.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_manifold_and_compare_ae_figures(tmp_path, capsys):
+    out = tmp_path / "manifold"
+    assert run_cli(["manifold", "--quick", "--outputs_dir", str(out)], capsys)[0] == 0
+    assert (out / "manifold.png").stat().st_size > 0 and (out / "latent_codes.png").stat().st_size > 0
+    out = tmp_path / "compare"
+    assert run_cli(["compare-ae", "--quick", "--outputs_dir", str(out)], capsys)[0] == 0
+    assert (out / "interpolation_ae_vs_vae.png").stat().st_size > 0
+    assert (out / "samples_autoencoder.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_evaluate_conv_cvae_gaussian_binarized(tmp_path, capsys):
+    out = tmp_path / "evaluate"
+    code, stdout, _ = run_cli(["evaluate", "--quick", "--cvae", "--arch", "conv", "--likelihood", "gaussian",
+                               "--sigma", "0.3", "--binarize", "dynamic", "--outputs_dir", str(out)], capsys)
+    assert code == 0
+    metrics = json.loads((out / "runs" / "main" / "metrics.json").read_text())["metrics"]
+    assert metrics["sample_diversity"] > 0
+    if metrics["classifier_accuracy"] is None:
+        assert "Classifier accuracy skipped" in stdout
+    else:
+        assert 0.0 <= metrics["classifier_accuracy"] <= 1.0
+        assert np.array(metrics["confusion"]).sum() == 1000
+        assert (out / "confusion.png").stat().st_size > 0
+
+
+def test_unavailable_tfds_dataset_is_one_clear_line(tmp_path, capsys):
+    code, _, err = run_cli(["evaluate", "--quick", "--dataset", "tfds:mnist", "--data_dir", str(tmp_path),
+                            "--outputs_dir", str(tmp_path / "out")], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "'mnist' is not available" in err and "does not download" in err
+    code, _, err = run_cli(["evaluate", "--quick", "--dataset", "tfds:no_such_dataset_here",
+                            "--outputs_dir", str(tmp_path / "out")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "no dataset 'no_such_dataset_here'" in err
+
+
+def test_usage_errors_are_one_line(tmp_path, capsys):
+    for argv in (["manifold", "--cvae", "--quick"], ["traverse", "--weights", str(tmp_path / "none.h5")],
+                 ["evaluate", "--dataset", "cifar"]):
+        code, _, err = run_cli(argv + ["--outputs_dir", str(tmp_path / "out")], capsys)
+        assert code == 2 and err.count("\n") == 1, argv
+
+
+@pytest.mark.skipif(not (mnist_data.DEBIAN_DIRS["fashion_mnist"] / "t10k-labels-idx1-ubyte.gz").is_file(),
+                    reason="the Debian package dataset-fashion-mnist is not installed")
+def test_fashion_mnist_from_the_debian_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_KIT_CACHE_DIR", str(tmp_path / "cache"))
+    config = ExperimentConfig(experiment="evaluate", dataset="fashion_mnist", quick=True,
+                              binarize="static", outputs_dir=str(tmp_path))
+    data = load_data(config)
+    assert "Debian package" in data.source
+    assert data.train_images.shape == (2000, 28, 28) and set(np.unique(data.test_images)) <= {0, 255}
+    assert not (tmp_path / "cache").exists()
