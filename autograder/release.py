@@ -25,6 +25,7 @@ from autograder.checks import CHECKS, UNIT_CHECKS, CheckSpec
 from autograder.config import GradeConfig
 from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR
 from autograder.results import Report
+from autograder.submission import PROVIDED_MODULES
 
 BEGIN_MARKER = "# BEGIN SOLUTION"
 END_MARKER = "# END SOLUTION"
@@ -33,6 +34,9 @@ _MARKER = re.compile(r"^(?P<indent>\s*)# (?P<kind>BEGIN|END) SOLUTION\b")
 STENCIL_FILES = ("vae.py", "assignment.py")
 # The grader's modules that check.py runs, copied into the release under a private package.
 SELF_CHECK_PACKAGE = "_selfcheck"
+# The provided modules students get; everything else in hw/code (the experiments,
+# whose models and losses would give the solution away) stays with instructors.
+RELEASED_PROVIDED = (*PROVIDED_MODULES, "check.py")
 SELF_CHECK_MODULES = ("checks.py", "harness.py", "requests.py")
 SELF_CHECK_INIT = ('"""A copy of the course autograder\'s unit checks, used by ``check.py``.\n\n'
                    'Do not edit these files: the grader uses its own copy.\n"""\n')
@@ -289,6 +293,8 @@ def build_release(target: Path) -> None:
     code.mkdir(parents=True, exist_ok=True)
     stencilled = set()
     for path in sorted(CODE_DIR.glob("*.py")):
+        if path.name not in (*STENCIL_FILES, *RELEASED_PROVIDED):
+            continue
         text = path.read_text()
         if solution_blocks(text, path.name):
             (code / path.name).write_text(make_stencil(text, path.name))
