@@ -47,12 +47,14 @@ class GradeConfig:
     # Limits of each child process that runs student code.
     # TensorFlow starts a few threads per core and RLIMIT_NPROC counts threads,
     # so the process limit leaves room for them while still stopping a fork bomb.
-    unit_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=180.0, memory_mb=1500,
+    # The memory limit counts resident memory, about 540 MB of which are
+    # TensorFlow's shared libraries; a correct eager training loop peaks near 1.5 GB.
+    unit_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=180.0, memory_mb=2500,
                                                                max_processes=512))
-    train_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=420.0, memory_mb=1500,
+    train_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=420.0, memory_mb=2500,
                                                                 max_processes=512))
     # A probe run alone, after the combined run of all probes did not finish.
-    probe_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=90.0, memory_mb=1500,
+    probe_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=90.0, memory_mb=2500,
                                                                 max_processes=512))
     # The whole grade, children included, ends within this time (Gradescope's limit is 600 s).
     total_seconds: float = 560.0
