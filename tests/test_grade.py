@@ -19,16 +19,25 @@ from helpers import CODE_DIR, REPO_DIR, require_mnist_dir
 pytestmark = pytest.mark.slow
 
 # Each bug: the file, the text of the reference it replaces, the replacement,
-# the checks that must lose points, and words the feedback must contain.
+# the checks that must lose points, and words the feedback must contain. A bug
+# in the loss or in reparametrize also spoils the models trained under the
+# grader's budget: MAY_LOSE lists those downstream checks, which may go either
+# way; every other check must keep its points.
+MAY_LOSE = {
+    "flipped_kl_sign": {"cvae_generation"},
+    "logvar_as_std": {"cvae_generation"},
+    "mean_over_pixels": {"cvae_generation"},
+    "no_kl": {"vae_training", "cvae_generation"},
+}
 BUGS = {
     "mean_over_pixels": ("vae.py", "    reconstruction = bce_function(x_hat, x)\n",
                          "    reconstruction = bce_function(x_hat, x) / 784.0\n",
                          {"loss_function", "vae_training"}, "mean over pixels"),
     "flipped_kl_sign": ("vae.py", "    kl = -0.5 * tf.reduce_sum(",
-                        "    kl = 0.5 * tf.reduce_sum(", {"loss_function"}, "wrong sign"),
+                        "    kl = 0.5 * tf.reduce_sum(", {"loss_function", "vae_training"}, "wrong sign"),
     "logvar_as_std": ("vae.py", "    return mu + tf.exp(0.5 * logvar) * eps",
-                      "    return mu + logvar * eps", {"reparametrize", "reparametrize_gradient"},
-                      "variance"),
+                      "    return mu + logvar * eps",
+                      {"reparametrize", "reparametrize_gradient", "vae_training"}, "variance"),
     "no_kl": ("vae.py", "    return (reconstruction + kl) / batch_size",
               "    return reconstruction / batch_size", {"loss_function"}, "KL term is missing"),
     "decoder_ignores_label": ("vae.py", "        x_hat = self.decoder(tf.concat([z, c], axis=-1))",
@@ -97,6 +106,8 @@ def test_each_bug_loses_points_on_its_checks_only(bug, tmp_path):
     assert_valid_gradescope(data)
     for spec in CHECKS:
         test = tests[spec.name]
+        if spec.key in MAY_LOSE.get(bug, ()):
+            continue
         if spec.key in failing:
             assert test["score"] < test["max_score"], f"{spec.key} should lose points for {bug}"
         else:
