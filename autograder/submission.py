@@ -60,15 +60,33 @@ def _zip_names(archive: zipfile.ZipFile) -> list[str]:
 
 
 def _folder_names(folder: Path) -> list[str]:
+    """The regular files under ``folder``, skipping hidden ones and anything reached through a link."""
     names = []
+    real_folder = folder.resolve()
     for path in folder.rglob("*"):
         relative = path.relative_to(folder).as_posix()
         if path.is_symlink() or not path.is_file() or "/." in f"/{relative}":
+            continue
+        if not path.resolve().is_relative_to(real_folder):
             continue
         names.append(relative)
         if len(names) > MAX_FILES:
             raise SubmissionError("the submission folder holds too many files; submit only your code.")
     return names
+
+
+def _copy_members(names: list[str], open_member, sandbox: Path) -> list[str]:
+    """Copy the files under the submission's root folder into ``sandbox``; returns their names there."""
+    root = _find_root(names)
+    copied = []
+    for name in names:
+        if name.startswith(root):
+            target = sandbox / name[len(root):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open_member(name) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            copied.append(name[len(root):])
+    return copied
 
 
 def copy_submission(source: Path, sandbox: Path) -> list[str]:
@@ -79,30 +97,14 @@ def copy_submission(source: Path, sandbox: Path) -> list[str]:
     """
     source = Path(source)
     sandbox.mkdir(parents=True, exist_ok=True)
-    copied = []
     if source.is_file() and zipfile.is_zipfile(source):
         try:
             with zipfile.ZipFile(source) as archive:
-                names = _zip_names(archive)
-                root = _find_root(names)
-                for name in names:
-                    if name.startswith(root):
-                        target = sandbox / name[len(root):]
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        with archive.open(name) as src, open(target, "wb") as dst:
-                            shutil.copyfileobj(src, dst)
-                        copied.append(name[len(root):])
+                copied = _copy_members(_zip_names(archive), archive.open, sandbox)
         except (zipfile.BadZipFile, OSError, RuntimeError) as error:
             raise SubmissionError(f"the zip could not be read ({error}); zip vae.py and assignment.py again.")
     elif source.is_dir():
-        names = _folder_names(source)
-        root = _find_root(names)
-        for name in names:
-            if name.startswith(root):
-                target = sandbox / name[len(root):]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source / name, target, follow_symlinks=False)
-                copied.append(name[len(root):])
+        copied = _copy_members(_folder_names(source), lambda name: open(source / name, "rb"), sandbox)
     else:
         raise SubmissionError(f"{source} is neither a folder nor a zip file.")
     for module in PROVIDED_MODULES:

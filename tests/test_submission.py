@@ -57,3 +57,13 @@ def test_symlinks_in_a_folder_are_not_followed(tmp_path):
     os.symlink(secret, source / "leak.txt")
     copied = copy_submission(source, tmp_path / "box")
     assert "leak.txt" not in copied and not (tmp_path / "box" / "leak.txt").exists()
+
+
+def test_files_behind_a_linked_folder_are_not_copied(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.py").write_text("SECRET = 1\n")
+    source = make_folder(tmp_path / "sub")
+    os.symlink(outside, source / "linked")
+    copied = copy_submission(source, tmp_path / "box")
+    assert copied == ["assignment.py", "vae.py"]
