@@ -13,9 +13,13 @@ import base64
 import dataclasses
 import io
 import os
+import secrets
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +30,8 @@ from autograder.config import GradeConfig
 from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR, ensure_code_on_path
 from autograder.requests import save_request, training_request, unit_request
 from autograder.results import Report, TestResult, write_results
-from autograder.sandbox import ChildResult, Limits, lock_down, prepare_workdir, run_child, unprivileged_user
+from autograder.sandbox import (ChildResult, Limits, lock_down, network_isolation_available, prepare_workdir,
+                                run_child, unprivileged_user)
 from autograder.submission import HARNESS_NAME, SubmissionError, copy_submission
 
 MAX_RESULT_BYTES = 256 * 2**20
@@ -55,14 +60,23 @@ class ChildRun:
 
 
 def load_result_file(path: Path) -> dict:
-    """Read a child's result .npz defensively: plain numeric or text arrays only."""
+    """Read a child's result .npz defensively: plain numeric or text arrays only, of bounded size."""
     if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_RESULT_BYTES:
         return {}
     arrays = {}
     try:
+        # A small compressed file can unpack to more memory than the grader has:
+        # the sizes its members unpack to are checked before any is unpacked.
+        with zipfile.ZipFile(path) as archive:
+            if sum(info.file_size for info in archive.infolist()) > MAX_RESULT_BYTES:
+                return {}
+        elements = 0
         with np.load(path, allow_pickle=False) as data:
             for key in data.files:
                 value = data[key]
+                elements += value.size
+                if elements * 8 > MAX_RESULT_BYTES:
+                    return {}
                 if type(value) is np.ndarray and value.dtype.kind in "fiub":
                     arrays[key] = np.array(value, dtype=np.float64)
                 elif type(value) is np.ndarray and value.dtype.kind == "U":
@@ -92,24 +106,30 @@ class Grader:
             "PYTHONDONTWRITEBYTECODE": "1",
         }
         self.run_as = self._child_user()
+        if not network_isolation_available():
+            log("warning: children share the grader's network (cutting it off takes root and a platform "
+                "that allows network namespaces)")
 
     def _child_user(self) -> str | None:
         """``"auto"`` (an unprivileged user when root) if that user can start Python, else None.
 
         When the unprivileged user cannot reach the interpreter (for example a
-        virtual environment under /root), children run as the grader's user
-        and the grader says so: the limits still hold, the file isolation not.
+        virtual environment under /root) or the sandbox's path (a private
+        temporary folder), children run as the grader's user and the grader
+        says so: the limits still hold, the file isolation not.
         """
         owner = unprivileged_user()
         if owner is None:
             return None
         prepare_workdir(self.sandbox, owner)
-        probe = run_child([sys.executable, "-I", "-c", "import numpy"], cwd=self.sandbox,
-                          limits=Limits(wall_seconds=60), env=self.env)
+        # Python opens the harness by its absolute path, so every folder above the
+        # sandbox must let the child's user through, not only the sandbox itself.
+        probe = run_child([sys.executable, "-I", "-c", "import os, numpy; os.stat(os.getcwd())"],
+                          cwd=self.sandbox, limits=Limits(wall_seconds=60), env=self.env)
         if probe.status == "ok":
             return "auto"
-        self.log(f"warning: the unprivileged user cannot start {sys.executable} ({probe.detail}); "
-                 "children run as the grader's user, without file isolation")
+        self.log(f"warning: the unprivileged user cannot start {sys.executable} in {self.sandbox} "
+                 f"({probe.detail}); children run as the grader's user, without file isolation")
         return None
 
     def run(self, task: str, request: Path, limits: Limits) -> ChildRun:
@@ -119,10 +139,12 @@ class Grader:
             return ChildRun({}, ChildResult("timeout", None, 0.0, "", 0.0,
                                             "was not run: the grader's total time limit was reached"))
         limits = dataclasses.replace(limits, wall_seconds=min(limits.wall_seconds, remaining))
-        output = self.sandbox / f"result-{task.replace(':', '-')}.npz"
-        if output.exists():
-            output.unlink()
-        prepare_workdir(self.sandbox, unprivileged_user() if self.run_as else None)
+        # A name no earlier child could know, so that nothing it left in the folder is read as this
+        # run's result or stands in the way of it.
+        output = self.sandbox / f"result-{task.replace(':', '-')}-{secrets.token_hex(8)}.npz"
+        # The grader wrote the request after the folder was handed to the child's user, who may read
+        # it but not change it. The folder itself is not walked again: a child can make it too deep.
+        os.chmod(request, 0o644)
         argv = [sys.executable, "-I", HARNESS_NAME, task, request.name, output.name]
         child = run_child(argv, cwd=self.sandbox, limits=limits, env=self.env, run_as=self.run_as)
         arrays = load_result_file(output)
@@ -254,10 +276,10 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
     log(f"submission files: {', '.join(files)}")
     grader = Grader(sandbox, config, log, deadline)
 
-    units_path = save_request(sandbox / "units.npz", unit_request(config, arrays.train_images,
-                                                                  arrays.train_labels))
+    # The checks use the grader's own copy of the inputs; the file the children read may have been changed.
+    units_request = unit_request(config, arrays.train_images, arrays.train_labels)
+    units_path = save_request(sandbox / "units.npz", units_request)
     unit_runs = run_units(grader, units_path, config)
-    units_request = dict(np.load(units_path, allow_pickle=False))
     tests = []
     for probe, check in checks.UNIT_CHECKS.items():
         run = unit_runs[probe]
@@ -285,6 +307,24 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
     return Report(tests=tests, output=" ".join(output))
 
 
+def remove_work_folder(path: Path, log) -> None:
+    """Delete the grader's temporary folder; whatever the submission left in it, this never raises.
+
+    ``shutil.rmtree`` recurses and fails on a tree nested deeper than Python's
+    recursion limit, which a submission can make; ``rm -rf`` removes any depth.
+    """
+    try:
+        shutil.rmtree(path)
+    except (OSError, RecursionError):
+        try:
+            subprocess.run(["rm", "-rf", "--", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=300, check=False)
+        except (OSError, subprocess.SubprocessError):
+            pass
+    if os.path.lexists(path):
+        log(f"warning: could not remove the grader's temporary folder {path}")
+
+
 def grade(submission: Path, results_path: Path, config: GradeConfig | None = None, log=print) -> Report:
     """Grade ``submission`` and write Gradescope results to ``results_path`` (always).
 
@@ -294,14 +334,15 @@ def grade(submission: Path, results_path: Path, config: GradeConfig | None = Non
     start = time.monotonic()
     report = Report(tests=zero_report("Not graded: the grader stopped before this check."))
     grader_error = None
+    work = None
     try:
         lock_down([PACKAGE_DIR, CODE_DIR, Path(results_path).resolve().parent])
-        with tempfile.TemporaryDirectory(prefix="grade-") as work:
-            # The child's user may pass through (not list) the grader's folder to its sandbox.
-            os.chmod(work, 0o711)
-            sandbox = Path(work) / "sandbox"
-            sandbox.mkdir()
-            report = grade_in(sandbox, Path(submission), config, log, start + config.total_seconds)
+        work = Path(tempfile.mkdtemp(prefix="grade-"))
+        # The child's user may pass through (not list) the grader's folder to its sandbox.
+        os.chmod(work, 0o711)
+        sandbox = work / "sandbox"
+        sandbox.mkdir()
+        report = grade_in(sandbox, Path(submission), config, log, start + config.total_seconds)
     except SubmissionError as error:
         report = Report(tests=zero_report(f"Not graded: {error}"), output=f"Not graded: {error}")
     except Exception as error:  # noqa: BLE001 - the grader must still write its results
@@ -313,6 +354,8 @@ def grade(submission: Path, results_path: Path, config: GradeConfig | None = Non
     finally:
         report.execution_time = time.monotonic() - start
         write_results(report, Path(results_path))
+        if work is not None:
+            remove_work_folder(work, log)
     if grader_error:
         raise GraderError(grader_error)
     return report

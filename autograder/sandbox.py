@@ -7,14 +7,17 @@ left behind.
 
 What holds depends on whether the grader runs as root:
 
-* Always: the wall-clock limit, the memory watchdog, ``RLIMIT_AS``,
+* Always: the wall-clock limit, the memory watchdog, the process-count
+  watchdog (``RLIMIT_NPROC`` does not bind root), ``RLIMIT_AS``,
   ``RLIMIT_NPROC``, ``RLIMIT_FSIZE``, ``RLIMIT_CPU``, no core files, bounded
   output, and the cleanup of the child's session, of its descendants and of
   every process that still carries the child's sandbox id in its environment.
 * As root only: the child runs as an unprivileged user (``nobody``), so it
   cannot signal the grader, read files that :func:`lock_down` closed, or
   raise its limits; it gets an empty network namespace (no network, not even
-  the grader's loopback); and a final sweep kills every process of that user.
+  the grader's loopback); and a final sweep kills every process of that user
+  once no child of that user runs anywhere on the machine (graders share a
+  lock for this, so one grader's sweep never kills another grader's child).
 * Without root the child runs as the grader's own user: it can read whatever
   the grader can read, use the network, and kill the grader. A process that
   daemonizes, closes its inherited output, clears its environment and
@@ -24,6 +27,8 @@ What holds depends on whether the grader runs as root:
 from __future__ import annotations
 
 import ctypes
+import fcntl
+import functools
 import os
 import pwd
 import resource
@@ -40,6 +45,7 @@ __all__ = [
     "Limits",
     "SANDBOX_ID_VARIABLE",
     "lock_down",
+    "network_isolation_available",
     "prepare_workdir",
     "run_child",
     "unprivileged_user",
@@ -60,6 +66,10 @@ _CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
 _MB = 1024 * 1024
+# Held shared by every running child of the dedicated user, by every grader on the
+# machine, and taken exclusively for the sweep of that user's processes. It lives
+# where only root may create files, so the dedicated user cannot hold it.
+_SWEEP_LOCK_PATH = "/run/autograder-sandbox.lock"
 
 try:
     _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
@@ -71,7 +81,8 @@ except (OSError, AttributeError):
     _LIBC = None
 
 # Children that are running right now in this process; the per-user sweep
-# only runs when no other child of the dedicated user could be hit by it.
+# only runs when no other child of the dedicated user, here or in another
+# grader (see _SWEEP_LOCK_PATH), could be hit by it.
 _ACTIVE_LOCK = threading.Lock()
 _active_children = 0
 
@@ -94,8 +105,8 @@ class ChildResult:
     """How a child ended.
 
     ``status`` is one of ``"ok"``, ``"exit"``, ``"signal"``, ``"timeout"``,
-    ``"memory"`` or ``"error"`` (could not start); ``detail`` says the same in
-    one sentence for feedback to the student.
+    ``"memory"``, ``"processes"`` or ``"error"`` (could not start); ``detail``
+    says the same in one sentence for feedback to the student.
     """
 
     status: str
@@ -115,6 +126,21 @@ def unprivileged_user() -> tuple[int, int] | None:
     except KeyError:
         return None
     return entry.pw_uid, entry.pw_gid
+
+
+@functools.cache
+def network_isolation_available() -> bool:
+    """Whether children get an empty network namespace here: it takes root and a platform that allows it.
+
+    Where it does not, children share the grader's network; the grader logs that.
+    """
+    if _LIBC is None or os.geteuid() != 0:
+        return False
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if _UNSHARE(_CLONE_NEWNET) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def prepare_workdir(path: Path, owner: tuple[int, int] | None) -> None:
@@ -383,11 +409,12 @@ def _read_output(fd: int, capture: _Capture) -> None:
 
 
 class _Watchdog:
-    """Enforces the wall-clock and memory limits from a background thread."""
+    """Enforces the wall-clock, memory and process-count limits from a background thread."""
 
     def __init__(self, tracker: _Tracker, limits: Limits, deadline: float) -> None:
         self.tracker = tracker
         self.limit_bytes = limits.memory_mb * _MB
+        self.max_processes = limits.max_processes
         self.deadline = deadline
         self.reason: str | None = None
         self.peak_bytes = 0
@@ -401,8 +428,16 @@ class _Watchdog:
                     self.reason = "timeout"
                     self.tracker.kill_all()
                     return
-                rss = sum(p.rss_pages for p in self.tracker.scan()) * _PAGE_BYTES
+                live = self.tracker.scan()
+                rss = sum(p.rss_pages for p in live) * _PAGE_BYTES
                 self.peak_bytes = max(self.peak_bytes, rss)
+                # RLIMIT_NPROC does not bind a child that runs as root, so the
+                # processes are counted here too. The count comes first: many
+                # small processes also add up to a lot of memory.
+                if len(live) > self.max_processes:
+                    self.reason = "processes"
+                    self.tracker.kill_all()
+                    return
                 if rss > self.limit_bytes:
                     self.reason = "memory"
                     self.tracker.kill_all()
@@ -542,6 +577,8 @@ def _classify(
         return "timeout", f"ran past its {limits.wall_seconds:g} s time limit and was stopped"
     if killed and reason == "memory":
         return "memory", f"used more than {limits.memory_mb} MB of memory and was stopped"
+    if killed and reason == "processes":
+        return "processes", f"started more than {limits.max_processes} processes and was stopped"
     if returncode == 0:
         return "ok", "finished normally"
     if killed:
@@ -576,8 +613,8 @@ def run_child(
     the minimal default environment; either way the child also gets
     ``SANDBOX_ID_VARIABLE``. When the child ends, every process of its
     session, its descendants and every process carrying its sandbox id are
-    killed; when it ran as the dedicated user and no other child is running in
-    this process, every remaining process of that user is killed too.
+    killed; when it ran as the dedicated user and no other child of that user
+    runs on the machine, every remaining process of that user is killed too.
     """
     global _active_children
     started = time.monotonic()
@@ -590,6 +627,7 @@ def run_child(
     except (LookupError, OSError, ValueError) as exc:
         return ChildResult("error", None, 0.0, "", 0.0, f"could not be started: {exc}")
 
+    lock_fd = _share_sweep_lock(ids)
     with _ACTIVE_LOCK:
         try:
             proc = subprocess.Popen(
@@ -608,14 +646,50 @@ def run_child(
             if ids is not None and isinstance(exc, PermissionError):
                 hint = f" (it runs as uid {ids[0]}, which must be able to reach and execute it)"
             seconds = time.monotonic() - started
+            if lock_fd is not None:
+                os.close(lock_fd)
             return ChildResult("error", None, seconds, "", 0.0, f"could not be started: {exc}{hint}")
         _active_children += 1
 
     try:
-        return _supervise(proc, limits, token, ids, started)
+        return _supervise(proc, limits, token, ids, started, lock_fd)
     finally:
         with _ACTIVE_LOCK:
             _active_children -= 1
+        if lock_fd is not None:
+            os.close(lock_fd)
+
+
+def _share_sweep_lock(ids: tuple[int, int] | None) -> int | None:
+    """For a child of the dedicated user, the machine-wide sweep lock held shared; else (or without it) None."""
+    if ids is None or ids != unprivileged_user():
+        return None
+    try:
+        fd = os.open(_SWEEP_LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _alone_on_machine(lock_fd: int | None) -> bool:
+    """Whether no other child of the dedicated user runs on the machine (then ``lock_fd`` is held exclusively).
+
+    Without the lock file only this process's children are known, and they are
+    counted by the caller.
+    """
+    if lock_fd is None:
+        return True
+    fcntl.flock(lock_fd, fcntl.LOCK_UN)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
 
 
 def _supervise(
@@ -624,6 +698,7 @@ def _supervise(
     token: bytes,
     ids: tuple[int, int] | None,
     started: float,
+    lock_fd: int | None,
 ) -> ChildResult:
     """Wait for a started child under the limits, clean up and build the result."""
     assert proc.stdout is not None
@@ -656,7 +731,7 @@ def _supervise(
         tracker.kill_all()
         if ids is not None and ids == unprivileged_user() and ids[0] not in (0, os.getuid()):
             with _ACTIVE_LOCK:
-                if _active_children == 1:
+                if _active_children == 1 and _alone_on_machine(lock_fd):
                     _sweep_user(ids[0])
         reader.join(_PIPE_GRACE_SECONDS)
         if reader.is_alive():
