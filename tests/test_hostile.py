@@ -4,10 +4,11 @@ The cases live in ``hostile_cases.py``, shared with ``bench/bench_hostile.py``.
 Every selected case is graded once, two at a time (``HOSTILE_WORKERS``), by
 the real grader in a process of its own with ``GradeConfig.for_tests()``, next
 to the reference solution (whose scores are what unaffected checks must keep);
-each test then judges one case. Cases that need children to run as an unprivileged user are
-skipped where the grader falls back to its own user (for example when its
-Python lives under a private /root); set ``AUTOGRADER_TEST_PYTHON`` to an
-interpreter that user can run to include them (see autograder/SECURITY.md).
+each test then judges one case. Cases that need children to run as an
+unprivileged user are skipped where the grader falls back to its own user (for
+example when its Python lives under a private /root); set
+``AUTOGRADER_TEST_PYTHON`` to an interpreter that user can run to include them
+(see autograder/SECURITY.md).
 """
 
 from __future__ import annotations
