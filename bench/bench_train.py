@@ -11,7 +11,8 @@ defaults, same code), then measures, in the same process:
   over the epochs after the first, which includes compilation) against the
   GFLOP/s of a large float32 matmul in TensorFlow;
 - where a step's time goes: the compiled step alone on one fixed batch, its
-  forward and backward pass without the update, and the Adam update alone.
+  forward and backward pass without the update, the Adam update alone, and
+  the rate of a matmul of the first layer's shape, the best any step could do.
 
 Usage::
 
@@ -68,6 +69,29 @@ def matmul_gflops(size: int = 2048, repeats: int = 20) -> float:
         start = time.perf_counter()
         matmul(a, b).numpy()
         rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return statistics.median(rates)
+
+
+def layer_matmul_gflops(batch_size: int, fan_in: int = 794, fan_out: int = 512,
+                        per_call: int = 20, repeats: int = 20) -> float:
+    """GFLOP/s of (batch x fan_in) @ (fan_in x fan_out) matmuls, the first layer's shape,
+    ``per_call`` of them in one XLA-compiled call as in the train step."""
+    import tensorflow as tf
+
+    x = tf.random.normal((batch_size, fan_in))
+    w = tf.random.normal((fan_in, fan_out))
+
+    @tf.function(jit_compile=True)
+    def matmuls(x, w):
+        # Each product reads a different input, so XLA cannot merge them.
+        return tf.add_n([tf.reduce_sum(tf.matmul(x + float(i), w)) for i in range(per_call)])
+
+    matmuls(x, w).numpy()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmuls(x, w).numpy()
+        rates.append(2 * batch_size * fan_in * fan_out * per_call / (time.perf_counter() - start) / 1e9)
     return statistics.median(rates)
 
 
@@ -171,6 +195,7 @@ def child(extra_flags: list[str], label_scale: float | None) -> dict:
     step_gflops = flops_per_image * TRAIN_IMAGES * steady_epochs / steady_seconds / 1e9
     peak_matmul = matmul_gflops()
     breakdown = step_breakdown(model, config.batch_size)
+    layer_matmul = layer_matmul_gflops(config.batch_size)
     flops_per_batch = flops_per_image * config.batch_size
     return {
         "flags": ["--cvae", *extra_flags],
@@ -193,6 +218,8 @@ def child(extra_flags: list[str], label_scale: float | None) -> dict:
         "isolated_step_to_matmul_ratio": flops_per_batch / breakdown["step"] / 1e6 / peak_matmul,
         "forward_backward_to_matmul_ratio":
             flops_per_batch / breakdown["forward_backward"] / 1e6 / peak_matmul,
+        "layer_matmul_gflops": layer_matmul,
+        "layer_matmul_to_matmul_ratio": layer_matmul / peak_matmul,
     }
 
 
@@ -211,6 +238,8 @@ SUMMARY_KEYS = [
     ("update_ms", "  Adam update only (ms)", "{:.2f}"),
     ("isolated_step_to_matmul_ratio", "isolated step / matmul", "{:.0%}"),
     ("forward_backward_to_matmul_ratio", "forward + backward / matmul", "{:.0%}"),
+    ("layer_matmul_gflops", "first-layer-shaped matmul, XLA (GFLOP/s)", "{:.1f}"),
+    ("layer_matmul_to_matmul_ratio", "first-layer-shaped matmul / matmul", "{:.0%}"),
 ]
 
 
