@@ -1,11 +1,14 @@
 """Wall time of each experiment command of ``hw/code/experiments.py``, quick or full.
 
 Each command runs as a fresh process (TensorFlow's start-up included) with its
-own empty ``--outputs_dir``, so nothing is skipped as already finished.
+own empty ``--outputs_dir``, so nothing is skipped as already finished. With
+``--keep DIR`` the outputs (results, figures, reports) stay in
+``DIR/<command>-<mode>/``; otherwise they go to a temporary folder.
 
 Usage::
 
-    python bench/bench_experiments.py [--mode quick|full|both] [--only beta-sweep anneal ...] [--json PATH]
+    python bench/bench_experiments.py [--mode quick|full|both] [--only beta-sweep anneal ...]
+                                      [--keep DIR] [--json PATH]
 
 Prints one line per command, then a Markdown table for ``BENCHMARKS.md``.
 """
@@ -35,10 +38,16 @@ COMMANDS: dict[str, list[str]] = {
 }
 
 
-def time_command(flags: list[str], quick: bool) -> dict:
-    """Run one experiment command in a fresh process and time it."""
-    with tempfile.TemporaryDirectory() as outputs:
-        command = [sys.executable, str(EXPERIMENTS), *flags, "--outputs_dir", outputs,
+def time_command(flags: list[str], quick: bool, keep: Path | None = None) -> dict:
+    """Run one experiment command in a fresh process and time it.
+
+    The outputs go to ``keep`` (which must not exist yet) or to a temporary folder.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        outputs = keep if keep is not None else Path(scratch)
+        if keep is not None:
+            keep.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, str(EXPERIMENTS), *flags, "--outputs_dir", str(outputs),
                    *(["--quick"] if quick else [])]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         start = time.perf_counter()
@@ -54,14 +63,20 @@ def main(argv=None) -> int:
     parser.add_argument("--mode", choices=["quick", "full", "both"], default="both")
     parser.add_argument("--only", nargs="+", choices=sorted(COMMANDS), default=list(COMMANDS),
                         help="the commands to time (default: all)")
+    parser.add_argument("--keep", type=Path, help="keep each command's outputs under this folder")
     parser.add_argument("--json", type=Path, help="write the measurements here")
     args = parser.parse_args(argv)
+    if args.keep is not None and args.keep.exists():
+        parser.error(f"--keep {args.keep} exists; give a new folder so that no run is skipped")
 
     modes = {"quick": [True], "full": [False], "both": [True, False]}[args.mode]
     results: dict[str, dict[bool, dict]] = {}
     for name in args.only:
         for quick in modes:
-            run = time_command(COMMANDS[name], quick)
+            keep = None
+            if args.keep is not None:
+                keep = args.keep / f"{name.replace(' ', '_')}-{'quick' if quick else 'full'}"
+            run = time_command(COMMANDS[name], quick, keep)
             results.setdefault(name, {})[quick] = run
             status = "ok" if run["returncode"] == 0 else f"FAILED (exit {run['returncode']})"
             print(f"{name} {'--quick' if quick else 'full'}: {run['seconds']:.1f} s, {status}", flush=True)
