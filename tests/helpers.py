@@ -50,3 +50,21 @@ def run_cli(*args: str, cwd: Path = REPO_DIR, env: dict | None = None, timeout: 
         [sys.executable, str(script), *args],
         cwd=cwd, env=child_env, capture_output=True, text=True, timeout=timeout,
     )
+
+
+def live_processes_with(marker: str) -> list[int]:
+    """Pids of live processes (zombies and this one excluded) whose command line contains ``marker``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as handle:
+                cmdline = handle.read()
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                state = handle.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in cmdline and state != b"Z":
+            found.append(int(name))
+    return found

@@ -45,6 +45,7 @@ from autograder.checks import CHECKS, negative_elbo  # noqa: E402
 from autograder.classifier import CLASSIFIER_SHA256  # noqa: E402
 from autograder.config import GradeConfig  # noqa: E402
 from autograder.requests import unit_request  # noqa: E402
+from helpers import live_processes_with  # noqa: E402
 
 ALL_CHECKS = tuple(spec.key for spec in CHECKS)
 UNIT_KEYS = ("one_hot", "reparametrize", "reparametrize_gradient", "loss_function", "vae_forward",
@@ -883,24 +884,6 @@ class Graded:
             return json.loads(lines[-1]) if lines else None
         except ValueError:
             return None
-
-
-def live_processes_with(marker: str) -> list[int]:
-    """Pids of live processes (zombies excluded) whose command line holds ``marker``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                cmdline = handle.read()
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                state = handle.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if marker.encode() in cmdline.split(b"\0") and state != b"Z":
-            found.append(int(entry))
-    return found
 
 
 def grade_case(case: Case, work: Path, repo_dir: Path, port: int, python: str, env: dict) -> Graded:

@@ -28,6 +28,7 @@ from autograder.sandbox import (
     run_child,
     unprivileged_user,
 )
+from helpers import live_processes_with
 
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root to switch users and namespaces")
@@ -69,24 +70,6 @@ def python() -> str:
 
 def run_code(python: str, workdir: Path, code: str, *args: str, limits: Limits = FAST, **kwargs) -> ChildResult:
     return run_child([python, "-c", code, *args], workdir, limits, **kwargs)
-
-
-def live_processes_with(marker: str) -> list[int]:
-    """Pids of processes (zombies excluded) whose command line contains ``marker``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as handle:
-                cmdline = handle.read()
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                state = handle.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if marker.encode() in cmdline and state != b"Z":
-            found.append(int(name))
-    return found
 
 
 def test_ok_run_keeps_stdout_and_stderr(python, workdir):
