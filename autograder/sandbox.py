@@ -628,34 +628,34 @@ def run_child(
         return ChildResult("error", None, 0.0, "", 0.0, f"could not be started: {exc}")
 
     lock_fd = _share_sweep_lock(ids)
-    with _ACTIVE_LOCK:
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                close_fds=True,
-                env=child_env,
-                start_new_session=True,
-                preexec_fn=preexec,
-            )
-        except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            hint = ""
-            if ids is not None and isinstance(exc, PermissionError):
-                hint = f" (it runs as uid {ids[0]}, which must be able to reach and execute it)"
-            seconds = time.monotonic() - started
-            if lock_fd is not None:
-                os.close(lock_fd)
-            return ChildResult("error", None, seconds, "", 0.0, f"could not be started: {exc}{hint}")
-        _active_children += 1
-
     try:
-        return _supervise(proc, limits, token, ids, started, lock_fd)
-    finally:
         with _ACTIVE_LOCK:
-            _active_children -= 1
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    close_fds=True,
+                    env=child_env,
+                    start_new_session=True,
+                    preexec_fn=preexec,
+                )
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                hint = ""
+                if ids is not None and isinstance(exc, PermissionError):
+                    hint = f" (it runs as uid {ids[0]}, which must be able to reach and execute it)"
+                seconds = time.monotonic() - started
+                return ChildResult("error", None, seconds, "", 0.0, f"could not be started: {exc}{hint}")
+            _active_children += 1
+
+        try:
+            return _supervise(proc, limits, token, ids, started, lock_fd)
+        finally:
+            with _ACTIVE_LOCK:
+                _active_children -= 1
+    finally:
         if lock_fd is not None:
             os.close(lock_fd)
 
