@@ -43,6 +43,11 @@ sys.path[:0] = [str(REPO_DIR / "hw" / "code"), str(REPO_DIR)]
 TRAIN_IMAGES = 60_000
 
 
+def dense_kernels(model) -> list:
+    """The weight matrices of ``model``'s Dense layers, the encoder's first layer first."""
+    return [v for v in model.trainable_variables if len(v.shape) == 2]
+
+
 def dense_matmul_flops_per_image(model) -> float:
     """Matmul FLOPs of one forward and backward pass of one image through ``model``'s Dense layers.
 
@@ -50,7 +55,7 @@ def dense_matmul_flops_per_image(model) -> float:
     2·in·out for the input gradient, except for the layer that reads the
     images, whose input gradient is never needed.
     """
-    kernels = [v for v in model.trainable_variables if len(v.shape) == 2]
+    kernels = dense_kernels(model)
     macs = [int(v.shape[0]) * int(v.shape[1]) for v in kernels]
     first_layer = macs[0] if macs else 0  # the encoder's first layer reads the images
     return 6.0 * sum(macs) - 2.0 * first_layer
@@ -72,10 +77,13 @@ def matmul_gflops(size: int = 2048, repeats: int = 20) -> float:
     return statistics.median(rates)
 
 
-def layer_matmul_gflops(batch_size: int, fan_in: int = 794, fan_out: int = 512,
+def layer_matmul_gflops(batch_size: int, fan_in: int, fan_out: int,
                         per_call: int = 20, repeats: int = 20) -> float:
-    """GFLOP/s of (batch x fan_in) @ (fan_in x fan_out) matmuls, the first layer's shape,
-    ``per_call`` of them in one XLA-compiled call as in the train step."""
+    """GFLOP/s of (batch_size x fan_in) @ (fan_in x fan_out) matmuls, ``per_call`` per XLA-compiled call.
+
+    Given the first layer's shape, this is the rate the train step's largest
+    matmul can reach at this batch size.
+    """
     import tensorflow as tf
 
     x = tf.random.normal((batch_size, fan_in))
@@ -195,7 +203,7 @@ def child(extra_flags: list[str], label_scale: float | None) -> dict:
     step_gflops = flops_per_image * TRAIN_IMAGES * steady_epochs / steady_seconds / 1e9
     peak_matmul = matmul_gflops()
     breakdown = step_breakdown(model, config.batch_size)
-    layer_matmul = layer_matmul_gflops(config.batch_size)
+    layer_matmul = layer_matmul_gflops(config.batch_size, *dense_kernels(model)[0].shape)
     flops_per_batch = flops_per_image * config.batch_size
     return {
         "flags": ["--cvae", *extra_flags],
