@@ -8,6 +8,7 @@ computation of the same quantity.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import numpy as np
@@ -303,30 +304,95 @@ def check_cvae_forward(result, request, child_detail) -> Outcome:
     return passed("Shapes are right, and the decoder's output changes with the label.")
 
 
-def grader_loss(result, prefix, images) -> float | None:
-    """The grader's negative ELBO from the child's mu, logvar and decoded x_hat."""
+def malformed(result, prefix, images) -> str | None:
+    """What is wrong with the arrays a trained model returned, or None when the loss can be measured."""
     mu, logvar, x_hat = (array(result, f"{prefix}.{k}") for k in ("mu", "logvar", "x_hat"))
-    if mu is None or logvar is None or x_hat is None:
-        return None
     n = len(images)
-    if x_hat.shape != (n, 1, 28, 28) or mu.shape != logvar.shape or len(mu) != n:
+    for name, value in (("mu", mu), ("logvar", logvar), ("the decoder's output", x_hat)):
+        if value is None:
+            return f"{name} did not come back"
+    if x_hat.shape != (n, 1, 28, 28):
+        return (f"the decoder returned shape {shape_text(array(result, f'{prefix}.decoded_shape'))} for {n} "
+                f"codes; expected ({n}, 1, 28, 28) or ({n}, 784)")
+    if mu.shape != logvar.shape or mu.ndim != 2 or len(mu) != n:
+        return f"mu {shape_text(mu.shape)} and logvar {shape_text(logvar.shape)} should both be ({n}, Z)"
+    return None
+
+
+def grader_loss(result, prefix, images, clip: bool = False) -> float | None:
+    """The grader's negative ELBO from the child's mu, logvar and decoded x_hat (None if malformed).
+
+    Outputs outside [0, 1] give NaN (no credit for what is not a probability),
+    unless ``clip``: then they are clipped into it, as the cross-entropy does.
+    """
+    if malformed(result, prefix, images):
         return None
+    mu, logvar, x_hat = (array(result, f"{prefix}.{k}") for k in ("mu", "logvar", "x_hat"))
     if not (np.isfinite(mu).all() and np.isfinite(logvar).all() and np.isfinite(x_hat).all()):
         return float("nan")
-    if x_hat.min() < -1e-6 or x_hat.max() > 1 + 1e-6 or logvar.max() > 80:
+    if logvar.max() > 80 or (not clip and (x_hat.min() < -1e-6 or x_hat.max() > 1 + 1e-6)):
         return float("nan")
     x = images.astype(np.float64)[:, None] / 255.0
     return negative_elbo(x_hat, x, mu, logvar)
+
+
+def own_optimizer_note(steps) -> str:
+    """A polite note when ``train_vae`` trained without ``model.optimizer`` (its step counter never moved)."""
+    if steps is None or not len(steps) or (steps != 0).any():
+        return ""
+    return (" Note: model.optimizer took no steps, so your train_vae trains with an optimizer of its own; "
+            "the grader's learning rate and schedule were not used. That costs no points here, but the "
+            "assignment asks for model.optimizer.")
+
+
+def flat_decoder_note(result, prefix) -> str:
+    shape = array(result, f"{prefix}.decoded_shape")
+    if shape is None or tuple(shape[1:]) == (1, 28, 28):
+        return ""
+    return (f" Your decoder returns images of shape {shape_text(shape)}; the grader reshaped them to "
+            "(N, 1, 28, 28) for this check (the forward-pass checks take the points for the shape).")
+
+
+def training_story(result, prefix, child, cap: int, bar: str) -> str:
+    """How the training run went: epochs, why it stopped, and notes that cost no points."""
+    metric = array(result, f"{prefix}.metric")
+    seconds = array(result, f"{prefix}.epoch_seconds")
+    epochs = 0 if metric is None else len(metric)
+    per_epoch = ""
+    if seconds is not None and len(seconds):
+        per_epoch = f" ({np.mean(seconds):.0f} s per epoch)"
+    finished = f"done.{prefix}" in result
+    error = result.get(f"{prefix}.error")
+    if error:
+        ended = f"Training stopped in epoch {epochs + 1} with an error: `{error}`."
+    elif not finished:
+        ended = f"The training run {child.detail} during epoch {epochs + 1}."
+    elif epochs >= cap:
+        ended = f"Training reached the grader's cap of {cap} epochs."
+    elif bar:
+        ended = bar
+    else:
+        ended = ("Training stopped before the cap because the next epoch would not have ended within the "
+                 "grade's time limit.")
+    text = f"The grader trained {epochs} epoch{'s' if epochs != 1 else ''}{per_epoch}. {ended}"
+    return text + own_optimizer_note(array(result, f"{prefix}.grader_steps")) + flat_decoder_note(result, prefix)
 
 
 def check_train_vae(result, request, child_detail) -> Outcome:
     if "train_vae.returned" not in result:
         return missing_result(result, "train_vae", child_detail)
     images = request["steps.images"][:256]
-    before = grader_loss(result, "train_vae.before", images)
-    after = grader_loss(result, "train_vae.after", images)
-    if before is None or after is None or not np.isfinite(before) or not np.isfinite(after):
-        return failed("The model's outputs before or after train_vae were malformed or not finite, "
+    for moment in ("before", "after"):
+        problem = malformed(result, f"train_vae.{moment}", images)
+        if problem:
+            return failed(f"{moment.capitalize()} train_vae ran, {problem}, so the loss could not be measured.")
+    # A decoder without a sigmoid costs the forward checks; here its outputs are clipped into [0, 1],
+    # so that train_vae is judged on what it does.
+    before = grader_loss(result, "train_vae.before", images, clip=True)
+    after = grader_loss(result, "train_vae.after", images, clip=True)
+    if not np.isfinite(before) or not np.isfinite(after):
+        moment = "before" if not np.isfinite(before) else "after"
+        return failed(f"The model's outputs {moment} train_vae ran are NaN or infinite, "
                       "so the loss could not be measured.")
     returned = float(array(result, "train_vae.returned")[0])
     num_batches = -(-len(request["steps.images"]) // int(request["steps.batch_size"]))
@@ -336,18 +402,42 @@ def check_train_vae(result, request, child_detail) -> Outcome:
     lines = [f"Loss on 256 fixed images (grader's computation): {before:.1f} before, {after:.1f} after one "
              f"epoch of {num_batches} batches.",
              f"train_vae returned {returned:.1f}, that is {average:.1f} per batch."]
+    steps = array(result, "train_vae.grader_steps")
+    steps = None if steps is None or steps.size != 1 or steps.item() < 0 else int(steps.item())
+    encoder_moved = not (np.allclose(array(result, "train_vae.before.mu"), array(result, "train_vae.after.mu"))
+                         and np.allclose(array(result, "train_vae.before.logvar"),
+                                         array(result, "train_vae.after.logvar")))
+    if lowered and plausible and not encoder_moved:
+        return failed(" ".join(lines) + " But mu and logvar on the same images did not change at all: the "
+                      "encoder was not trained. Take the gradients with respect to all of "
+                      "model.trainable_variables and apply them all.", fraction=0.5)
     if lowered and plausible:
-        return passed(" ".join(lines))
+        return passed(" ".join(lines) + own_optimizer_note(None if steps is None else np.array([steps])))
     fraction = 0.0
     if lowered:
         fraction = 0.7
-        lines.append(f"Expected the sum over the {num_batches} batches of the per-image loss, between "
-                     f"{0.8 * after * num_batches:.0f} and {1.2 * before * num_batches:.0f}. Likely: the "
-                     "return value is the last batch's loss, a mean, or a sum over images instead of batches.")
+        expected = (f"Expected the sum over the {num_batches} batches of the per-image loss, between "
+                    f"{0.8 * after * num_batches:.0f} and {1.2 * before * num_batches:.0f}")
+        batch_size = int(request["steps.batch_size"])
+        if 0.8 * after <= returned <= 1.2 * before:
+            lines.append(f"{expected}; what it returned is the size of one batch's loss (a mean over the batches, "
+                         "or the last batch's loss, instead of their sum).")
+        elif 0.8 * after * batch_size <= average <= 1.2 * before * batch_size:
+            lines.append(f"{expected}; it is about {batch_size} times too large: each batch's loss is summed "
+                         "over its images instead of being the per-image loss.")
+        else:
+            lines.append(f"{expected}.")
     else:
-        lines.append("Expected the loss to fall by at least 10%. Likely: the optimizer never applies the "
-                     "gradients (model.optimizer.apply_gradients), the gradients are taken outside the "
-                     "GradientTape, or they are taken with respect to the wrong variables.")
+        if steps == 0:
+            cause = ("model.optimizer took no step, and no other optimizer lowered the loss either: apply the "
+                     "gradients with model.optimizer.apply_gradients once per batch.")
+        elif steps is not None:
+            cause = (f"model.optimizer took {steps} steps, but they did not lower the loss: check that the "
+                     "loss is computed inside the GradientTape and that the gradients are taken with "
+                     "respect to model.trainable_variables.")
+        else:
+            cause = "model.optimizer was replaced by something without a step counter."
+        lines.append("Expected the loss to fall by at least 10%: " + cause)
         if plausible:
             fraction = 0.3
     return failed(" ".join(lines), fraction=fraction)
@@ -364,26 +454,40 @@ UNIT_CHECKS = {
 }
 
 
-def check_vae_training(result, request, child_detail, threshold: float) -> Outcome:
+def check_vae_training(result, request, child, config) -> Outcome:
+    """The negative ELBO of the VAE that the grader trained with the submission's ``train_vae``."""
     images = request["eval.images"]
-    loss = grader_loss(result, "vae", images)
-    if loss is None:
+    threshold = config.vae_loss_threshold
+    cap = int(request["vae_epochs"])
+    if "vae.mu" not in result:
         error = error_of(result, "vae")
         if error:
-            return failed(f"Training raised an error: `{error}`")
-        return failed(f"No trained model came back: the program {child_detail}.")
+            return failed(f"Training raised an error before the first epoch ended: `{error}`")
+        if f"started.vae" in result:
+            return failed(f"No epoch finished: the training run {child.detail} during the first epoch.")
+        return failed(f"Training did not start: the training run {child.detail}.")
+    problem = malformed(result, "vae", images)
+    if problem:
+        return failed(f"After training, {problem}, so the loss could not be measured.")
+    loss = grader_loss(result, "vae", images)
     returned = array(result, "vae.returned")
-    epochs = "" if returned is None else (
-        " Your train_vae returned " + ", ".join(f"{v:.0f}" for v in returned) + " per epoch.")
+    losses = array(result, "vae.metric")
+    history = ""
+    if losses is not None and len(losses) > 1:
+        history = " After each epoch: " + ", ".join(f"{v:.1f}" for v in losses) + "."
+    if returned is not None:
+        history += " Your train_vae returned " + ", ".join(f"{v:.0f}" for v in returned) + "."
+    bar = f"It stopped once the loss was below {threshold:g}." if loss < threshold else ""
+    story = training_story(result, "vae", child, cap, bar)
     if not np.isfinite(loss):
-        return failed("After training, the model's outputs are NaN, infinite or out of range." + epochs)
-    text = (f"Negative ELBO per image on {len(images)} training images after the grader's training budget: "
-            f"{loss:.1f} (below {threshold:.0f} earns full credit).{epochs}")
+        return failed("After training, the model's outputs are NaN, infinite or out of range. " + story + history)
+    text = (f"Negative ELBO per image on {len(images)} training images: {loss:.1f} (below {threshold:g} earns "
+            f"full credit; the grader trains at most {cap} epochs and stops as soon as it is). {story}{history}")
     if loss < threshold:
         return passed(text)
     # Partial credit falls linearly to zero at 1.5 times the threshold.
     fraction = float(np.clip((1.5 * threshold - loss) / (0.5 * threshold), 0.0, 1.0))
-    return failed(text + " Likely: a bug in the loss or in train_vae that slows learning.", fraction=fraction)
+    return failed(text, fraction=fraction)
 
 
 @dataclass
@@ -428,13 +532,20 @@ MAX_COPIED_FRACTION = 0.1
 
 
 def check_cvae_generation(stats: GenerationStats | None, problem: str | None, full_credit: float,
-                          zero_credit: float, grid_html: str = "") -> Outcome:
+                          zero_credit: float, grid_html: str = "", story: str = "",
+                          accuracies=None) -> Outcome:
+    """Score the classifier's accuracy on the samples; ``story`` says how the training run went."""
     if stats is None:
-        return failed(problem or "No samples came back.")
+        return failed(" ".join(part for part in (problem or "No samples came back.", story) if part))
     table = "".join(f"<td>{d}: {a:.0%}</td>" for d, a in enumerate(stats.per_digit))
+    history = ""
+    if accuracies is not None and len(accuracies) > 1:
+        history = " Accuracy after each epoch: " + ", ".join(f"{a:.0%}" for a in accuracies) + "."
     details = (f"<p>Classifier accuracy on your samples (100 per digit, z ~ N(0, I) drawn by the grader): "
-               f"<b>{stats.accuracy:.1%}</b> (full credit above {full_credit:.0%}).</p>"
+               f"<b>{stats.accuracy:.1%}</b> (full credit above {full_credit:.0%}, none at "
+               f"{zero_credit:.0%} or below, linear in between).</p>"
                f"<table><tr>{table}</tr></table>"
+               f"<p>{html.escape(story)}{history}</p>"
                f"<p>Within-digit variation (mean pixel std): {stats.within_digit_std:.3f}; median distance to "
                f"the nearest training image: {stats.median_nearest_distance:.2f}.</p>{grid_html}")
     if stats.within_digit_std < MIN_WITHIN_DIGIT_STD:
@@ -443,10 +554,11 @@ def check_cvae_generation(stats: GenerationStats | None, problem: str | None, fu
     if stats.copied_fraction > MAX_COPIED_FRACTION:
         return Outcome(0.0, f"<p>{stats.copied_fraction:.0%} of the samples are copies of training images "
                        "(distance below 1.0): memorised images earn no generation credit.</p>" + details, "html")
-    fraction = float(np.clip((stats.accuracy - zero_credit) / (full_credit - zero_credit), 0.0, 1.0))
     if stats.accuracy > full_credit:
-        fraction = 1.0
-    elif stats.accuracy <= full_credit:
-        details = ("<p>Below full credit. Likely: the decoder makes little use of the label (check that "
-                   "concat([z, c]) feeds the decoder), or the loss or training loop has a bug.</p>" + details)
+        return Outcome(1.0, details, "html")
+    fraction = float(np.clip((stats.accuracy - zero_credit) / (full_credit - zero_credit), 0.0, 1.0))
+    worst = int(np.argmin(stats.per_digit))
+    details = (f"<p>Below full credit: the classifier recognises {stats.accuracy:.0%} of your samples as the "
+               f"digit they were drawn for (the worst digit: {worst}, {stats.per_digit[worst]:.0%}).</p>"
+               + details)
     return Outcome(fraction, details, "html")

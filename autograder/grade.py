@@ -26,17 +26,24 @@ from pathlib import Path
 import numpy as np
 
 from autograder import checks
+from autograder.classifier import CLASSIFIER_PATH
 from autograder.config import GradeConfig
 from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR, ensure_code_on_path
 from autograder.requests import save_request, training_request, unit_request
 from autograder.results import Report, TestResult, write_results
-from autograder.sandbox import (ChildResult, Limits, lock_down, network_isolation_available, prepare_workdir,
-                                run_child, unprivileged_user)
+from autograder.sandbox import (ChildResult, Limits, available_cpus, lock_down, network_isolation_available,
+                                prepare_workdir, run_child, unprivileged_user)
 from autograder.submission import HARNESS_NAME, SubmissionError, copy_submission
 
 MAX_RESULT_BYTES = 256 * 2**20
 # Seconds kept back from the total limit for scoring and writing the results.
 RESERVE_SECONDS = 30.0
+# Seconds kept back from the training runs for the classifier's child, which scores the samples.
+CLASSIFY_RESERVE_SECONDS = 45.0
+# A training child starts no epoch that would end later than this before its time limit.
+TRAIN_MARGIN_SECONDS = 20.0
+# The classifier's file in the child's folder: the CVAE's training stops once it is good enough.
+CLASSIFIER_NAME = "_grader_classifier.keras"
 UNIT_PROBES = ("reparametrize", "reparametrize_gradient", "loss_function", "vae_forward",
                "cvae_forward", "one_hot", "train_vae")
 
@@ -55,7 +62,7 @@ class ChildRun:
     @property
     def detail(self) -> str:
         if self.child.status == "ok":
-            return "ended before returning its results (does it call sys.exit or os._exit?)"
+            return "exited normally (status 0) before it finished; something in the submission ended the program"
         return self.child.detail
 
 
@@ -86,6 +93,19 @@ def load_result_file(path: Path) -> dict:
     return arrays
 
 
+def thread_settings(cpus: float) -> dict[str, str]:
+    """Thread counts for TensorFlow in a child, when a CPU quota holds it below the cores it sees.
+
+    TensorFlow sizes its thread pools by the cores it sees; in a container
+    whose quota is a fraction of them (Gradescope's default is 0.5 vCPU), the
+    extra threads only contend for the quota.
+    """
+    if cpus >= len(os.sched_getaffinity(0)):
+        return {}
+    threads = str(max(1, int(cpus)))
+    return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "OMP_NUM_THREADS": threads}
+
+
 class Grader:
     """Runs the children for one submission inside one temporary sandbox folder."""
 
@@ -105,6 +125,7 @@ class Grader:
             "KERAS_HOME": str(sandbox / ".keras"),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
+        self.env.update(thread_settings(available_cpus()))
         self.run_as = self._child_user()
         if not network_isolation_available():
             log("warning: children share the grader's network (cutting it off takes root and a platform "
@@ -132,9 +153,24 @@ class Grader:
                  f"({probe.detail}); children run as the grader's user, without file isolation")
         return None
 
-    def run(self, task: str, request: Path, limits: Limits) -> ChildRun:
+    def seconds_left(self) -> float:
+        """Seconds until the deadline, less the reserve for scoring and writing the results."""
+        return self.deadline - time.monotonic() - RESERVE_SECONDS
+
+    def train(self, task: str, request: Path, limits: Limits, share: float) -> ChildRun:
+        """Run a training task with ``share`` of the time left (after the classifier's reserve).
+
+        The child's own training budget ends ``TRAIN_MARGIN_SECONDS`` before its
+        time limit: it starts no epoch that would not finish by then, so that
+        its time limit only ever stops a run whose epochs got slower.
+        """
+        seconds = min(limits.wall_seconds, share * (self.seconds_left() - CLASSIFY_RESERVE_SECONDS))
+        limits = dataclasses.replace(limits, wall_seconds=max(seconds, 5.0))
+        return self.run(task, request, limits, [f"{max(seconds - TRAIN_MARGIN_SECONDS, 0.0):.1f}"])
+
+    def run(self, task: str, request: Path, limits: Limits, extra: list[str] | None = None) -> ChildRun:
         """Run one harness task; its time limit shrinks so that the whole grade meets the deadline."""
-        remaining = self.deadline - time.monotonic() - RESERVE_SECONDS
+        remaining = self.seconds_left()
         if remaining < 5:
             return ChildRun({}, ChildResult("timeout", None, 0.0, "", 0.0,
                                             "was not run: the grader's total time limit was reached"))
@@ -145,7 +181,7 @@ class Grader:
         # The grader wrote the request after the folder was handed to the child's user, who may read
         # it but not change it. The folder itself is not walked again: a child can make it too deep.
         os.chmod(request, 0o644)
-        argv = [sys.executable, "-I", HARNESS_NAME, task, request.name, output.name]
+        argv = [sys.executable, "-I", HARNESS_NAME, task, request.name, output.name, *(extra or [])]
         child = run_child(argv, cwd=self.sandbox, limits=limits, env=self.env, run_as=self.run_as)
         arrays = load_result_file(output)
         self.log(f"  {task}: {child.status} in {child.seconds:.1f} s, peak {child.peak_rss_mb:.0f} MB")
@@ -188,16 +224,21 @@ def first_samples_per_digit(samples: np.ndarray, labels: np.ndarray, count: int 
     return np.concatenate([samples[labels == d][:count] for d in range(10)])
 
 
-def score_generation(run: ChildRun, request: dict, config: GradeConfig, train_images, work: Path):
+def score_generation(run: ChildRun, request: dict, train_images, work: Path):
+    """Classify the CVAE's samples; returns (stats, problem, grid) with stats None when none can be scored."""
     samples = run.arrays.get("cvae.samples")
     labels = request["cvae.sample_labels"]
     if samples is None:
         error = checks.error_of(run.arrays, "cvae")
-        return None, (f"Training or sampling raised an error: `{error}`" if error
-                      else f"No samples came back: the program {run.detail}."), ""
+        if error and "cvae.metric" not in run.arrays:
+            return None, f"Training raised an error before the first epoch ended: `{error}`", ""
+        if "started.cvae" in run.arrays:
+            return None, f"No epoch finished: the training run {run.child.detail} during the first epoch.", ""
+        return None, f"Training did not start: the training run {run.child.detail}.", ""
     if not isinstance(samples, np.ndarray) or samples.shape != (len(labels), 1, 28, 28):
-        shape = getattr(samples, "shape", None)
-        return None, f"Expected samples of shape ({len(labels)}, 1, 28, 28) from the decoder, got {shape}.", ""
+        shape = checks.shape_text(np.shape(samples))
+        return None, (f"Expected samples of shape ({len(labels)}, 1, 28, 28) or ({len(labels)}, 784) from the "
+                      f"decoder, got {shape}."), ""
     if not np.isfinite(samples).all() or samples.min() < -1e-6 or samples.max() > 1 + 1e-6:
         return None, "The decoder's samples are NaN, infinite or outside [0, 1].", ""
     probabilities = classify(samples, work)
@@ -270,35 +311,66 @@ def load_data():
         raise GraderError(f"MNIST is not available to the grader: {error}") from None
 
 
+def unit_outcomes(grader: Grader, config: GradeConfig, arrays) -> tuple[dict[str, checks.Outcome],
+                                                                         dict[str, ChildRun]]:
+    """Run and score the unit checks (every check but the two training checks)."""
+    # The checks use the grader's own copy of the inputs; the file the children read may have been changed.
+    units_request = unit_request(config, arrays.train_images, arrays.train_labels)
+    units_path = save_request(grader.sandbox / "units.npz", units_request)
+    unit_runs = run_units(grader, units_path, config)
+    outcomes = {probe: check(unit_runs[probe].arrays, units_request, unit_runs[probe].detail)
+                for probe, check in checks.UNIT_CHECKS.items()}
+    return outcomes, unit_runs
+
+
+def check_units(submission: Path, config: GradeConfig | None = None, log=print) -> dict[str, checks.Outcome]:
+    """Only the unit checks of ``submission``, without training: a quick verdict for tests."""
+    config = config or GradeConfig()
+    work = Path(tempfile.mkdtemp(prefix="units-"))
+    try:
+        os.chmod(work, 0o711)
+        sandbox = work / "sandbox"
+        sandbox.mkdir()
+        arrays = load_data()
+        copy_submission(Path(submission), sandbox)
+        grader = Grader(sandbox, config, log, time.monotonic() + config.total_seconds)
+        return unit_outcomes(grader, config, arrays)[0]
+    finally:
+        remove_work_folder(work, log)
+
+
 def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline: float) -> Report:
     arrays = load_data()
     files = copy_submission(submission, sandbox)
     log(f"submission files: {', '.join(files)}")
     grader = Grader(sandbox, config, log, deadline)
 
-    # The checks use the grader's own copy of the inputs; the file the children read may have been changed.
-    units_request = unit_request(config, arrays.train_images, arrays.train_labels)
-    units_path = save_request(sandbox / "units.npz", units_request)
-    unit_runs = run_units(grader, units_path, config)
-    tests = []
-    for probe, check in checks.UNIT_CHECKS.items():
-        run = unit_runs[probe]
-        tests.append(test_result(probe, check(run.arrays, units_request, run.detail)))
+    outcomes, unit_runs = unit_outcomes(grader, config, arrays)
+    tests = [test_result(key, outcome) for key, outcome in outcomes.items()]
 
-    train = training_request(config, arrays.train_images, arrays.train_labels)
+    shutil.copyfile(CLASSIFIER_PATH, sandbox / CLASSIFIER_NAME)
+    os.chmod(sandbox / CLASSIFIER_NAME, 0o644)
+    train = training_request(config, arrays.train_images, arrays.train_labels, CLASSIFIER_NAME)
     train_path = save_request(sandbox / "train.npz", train)
     import_failure = training_blocker(unit_runs["train_vae"])
     if import_failure:
         vae_run = cvae_run = import_failure
     else:
-        vae_run = grader.run("train_vae", train_path, config.train_limits)
+        vae_run = grader.train("train_vae", train_path, config.train_limits, config.vae_time_share)
     tests.append(test_result("vae_training", checks.check_vae_training(
-        vae_run.arrays, train, vae_run.detail, config.vae_loss_threshold)))
+        vae_run.arrays, train, vae_run.child, config)))
     if not import_failure:
-        cvae_run = grader.run("train_cvae", train_path, config.train_limits)
-    stats, problem, grid = score_generation(cvae_run, train, config, arrays.train_images, sandbox.parent)
+        cvae_run = grader.train("train_cvae", train_path, config.train_limits, 1.0)
+    stats, problem, grid = score_generation(cvae_run, train, arrays.train_images, sandbox.parent)
+    story = ""
+    if "cvae.metric" in cvae_run.arrays:
+        bar = f"It stopped once the accuracy was above {config.generation_full_credit:.0%}."
+        story = checks.training_story(cvae_run.arrays, "cvae", cvae_run.child, int(train["cvae_epochs"]),
+                                      bar if stats is not None and stats.accuracy > config.generation_full_credit
+                                      else "")
     tests.append(test_result("cvae_generation", checks.check_cvae_generation(
-        stats, problem, config.generation_full_credit, config.generation_zero_credit, grid)))
+        stats, problem, config.generation_full_credit, config.generation_zero_credit, grid, story,
+        checks.array(cvae_run.arrays, "cvae.metric"))))
     output = [f"Graded {', '.join(files)}."]
     failed_runs = {run.child.detail for run in [*unit_runs.values(), vae_run, cvae_run]
                    if run.child.status != "ok"}

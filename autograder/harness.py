@@ -12,10 +12,13 @@ of the grader but this file.
 
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
 
+# When this process started: the training budget counts from here.
+STARTED = time.monotonic()
 MAX_ERROR_CHARS = 1500
 INPUT_SIZE = 28 * 28
 NUM_CLASSES = 10
@@ -79,6 +82,12 @@ class Probe:
                 self.arrays[f"{name}.{key}"] = as_plain_array(value, key)
             except BaseException as error:  # noqa: BLE001
                 self.arrays[f"{name}.error"] = np.array(describe_error(error))
+        self.save()
+
+    def publish(self, name, arrays):
+        """Store a step's arrays so far under ``name.`` and save them (the step goes on)."""
+        for key, value in arrays.items():
+            self.arrays[f"{name}.{key}"] = as_plain_array(value, key)
         self.save()
 
     def save(self):
@@ -150,6 +159,20 @@ def make_loader(images, labels, batch_size, seed):
     return order.batch(int(batch_size)).map(gather).prefetch(2)
 
 
+def as_images(value, name):
+    """``value`` as (N, 1, 28, 28) float64; (N, 784) or (N, 28, 28) decoder outputs are reshaped.
+
+    A decoder that returns flat images is a slip the forward checks report;
+    reshaping here keeps it from also failing the checks that only need the
+    pixels. ``(array, original shape)`` is returned so the grader can say so.
+    """
+    array = as_plain_array(value, name)
+    shape = array.shape
+    if array.ndim >= 2 and int(np.prod(shape[1:])) == INPUT_SIZE and shape[1:] != (1, 28, 28):
+        array = array.reshape(len(array), 1, 28, 28)
+    return array, np.array(shape, dtype=np.float64)
+
+
 def encode_decode(model, is_cvae, images, labels, eps):
     """``mu``, ``logvar`` from ``model(x)``, and the decoding of the grader's ``z = mu + sigma * eps``.
 
@@ -169,14 +192,55 @@ def encode_decode(model, is_cvae, images, labels, eps):
     z = tf.constant(z.astype(np.float32))
     if is_cvae:
         z = tf.concat([z, tf.one_hot(labels.astype(np.int64), NUM_CLASSES)], axis=-1)
-    return {"mu": mu, "logvar": logvar, "x_hat": model.decoder(z)}
+    x_hat, decoded_shape = as_images(model.decoder(z), "the decoder's output")
+    return {"mu": mu, "logvar": logvar, "x_hat": x_hat, "decoded_shape": decoded_shape}
+
+
+def negative_elbo(x_hat, images, mu, logvar):
+    """The negative ELBO per image, in NumPy, to decide when to stop training.
+
+    The grader scores the same arrays with its own copy of this formula; this
+    one only decides whether another epoch is needed.
+    """
+    x = images.astype(np.float64)[:, None] / 255.0
+    x_hat = np.clip(x_hat, 1e-7, 1 - 1e-7)
+    bce = -np.sum(x * np.log(x_hat) + (1 - x) * np.log(1 - x_hat))
+    kl = -0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar))
+    return float((bce + kl) / len(images))
+
+
+def optimizer_steps(model):
+    """How many steps ``model.optimizer`` has taken (None when it has no step counter)."""
+    try:
+        return int(as_plain_array(model.optimizer.iterations, "iterations"))
+    except Exception:  # noqa: BLE001 - a replaced or missing optimizer is reported, not fatal
+        return None
 
 
 # The unit probes: each calls one contract function on the grader's inputs.
 
 
+def call_with_tensors(function, *arrays):
+    """``function`` called on tensors, as in training; on NumPy arrays when tensors raise.
+
+    The training loop hands the student's code tensors, so code written for
+    them (``labels.numpy()``, ``x.shape[0]``) is correct; code written for
+    NumPy is correct too. The first error is the one reported.
+    """
+    import tensorflow as tf
+
+    try:
+        return function(*(tf.constant(a) for a in arrays))
+    except Exception as error:  # noqa: BLE001 - retried once with NumPy, else the first error stands
+        try:
+            return function(*arrays)
+        except Exception:  # noqa: BLE001
+            raise error from None
+
+
 def probe_one_hot(assignment, request):
-    return {"output": assignment.one_hot(request["one_hot.labels"], NUM_CLASSES)}
+    labels = request["one_hot.labels"].astype(np.int64)
+    return {"output": call_with_tensors(lambda c: assignment.one_hot(c, NUM_CLASSES), labels)}
 
 
 def probe_reparametrize(vae, request):
@@ -210,15 +274,17 @@ def probe_loss_function(vae, request):
     for index in range(int(request["loss.count"])):
         batch = [request[f"loss.{index}.{name}"].astype(np.float32)
                  for name in ("x_hat", "x", "mu", "logvar")]
-        values.append(as_plain_array(vae.loss_function(*batch), "loss").reshape(-1))
+        values.append(as_plain_array(call_with_tensors(vae.loss_function, *batch), "loss").reshape(-1))
     return {"values": np.concatenate(values)}
 
 
 def probe_vae_forward(vae, request):
+    import tensorflow as tf
+
     latent = int(request["forward.latent_size"])
     model = vae.VAE(INPUT_SIZE, latent_size=latent)
-    x_hat, mu, logvar = model(request["forward.x"].astype(np.float32))
-    decoded = model.decoder(request["forward.z"].astype(np.float32))
+    x_hat, mu, logvar = model(tf.constant(request["forward.x"].astype(np.float32)))
+    decoded = model.decoder(tf.constant(request["forward.z"].astype(np.float32)))
     return {"x_hat": x_hat, "mu": mu, "logvar": logvar, "decoded": decoded}
 
 
@@ -227,7 +293,7 @@ def probe_cvae_forward(vae, request):
 
     latent = int(request["forward.latent_size"])
     model = vae.CVAE(INPUT_SIZE, num_classes=NUM_CLASSES, latent_size=latent)
-    x = request["forward.x"].astype(np.float32)
+    x = tf.constant(request["forward.x"].astype(np.float32))
     c = tf.one_hot(request["forward.labels"].astype(np.int64), NUM_CLASSES)
     x_hat, mu, logvar = model(x, c)
     z = request["forward.z"].astype(np.float32)
@@ -287,11 +353,15 @@ def probe_train_vae(vae, assignment, request):
     args = grader_args({"vae_latent_size": eps.shape[1], "cvae_latent_size": eps.shape[1],
                         "batch_size": batch_size, "vae_epochs": 1, "cvae_epochs": 1,
                         "learning_rate": request["steps.learning_rate"], "seed": request["seed"]}, False)
+    steps_before = optimizer_steps(model)
     returned = with_trusted_loss((vae, assignment), assignment.train_vae, model, loader, args, False)
+    steps_after = optimizer_steps(model)
     after = encode_decode(model, False, eval_images, eval_labels, eps)
     result = {f"before.{k}": v for k, v in before.items()}
     result.update({f"after.{k}": v for k, v in after.items()})
     result["returned"] = as_plain_array(returned, "train_vae's return value").reshape(-1)[:1]
+    result["grader_steps"] = np.array(-1.0 if steps_before is None or steps_after is None
+                                      else float(steps_after - steps_before))
     return result
 
 
@@ -330,7 +400,7 @@ def run_units(request, result, only=None):
             result.run(name, PROBES[name], *needed, request)
 
 
-def run_training(request, result, is_cvae):
+def run_training(request, result, is_cvae, seconds=None):
     """Train the submission's model under the grader's budget, then decode the grader's codes."""
     modules = {}
     vae = import_submission(result, "vae", modules)
@@ -338,32 +408,98 @@ def run_training(request, result, is_cvae):
     if vae is None or assignment is None:
         return
     seed_everything(request["seed"])
-    result.run("cvae" if is_cvae else "vae", train_and_decode, vae, assignment, request, is_cvae)
+    name = "cvae" if is_cvae else "vae"
+    result.run(name, train_and_decode, vae, assignment, request, is_cvae,
+               lambda arrays: result.publish(name, arrays), seconds)
 
 
-def train_and_decode(vae, assignment, request, is_cvae):
+class Classifier:
+    """The grader's digit classifier, loaded from the sandbox, to decide when the CVAE is good enough.
+
+    It only decides whether another epoch is needed: the grader scores the
+    samples again with its own copy.
+    """
+
+    def __init__(self, path):
+        import keras
+
+        self.model = keras.models.load_model(path, compile=False)
+
+    def accuracy(self, samples, labels):
+        import tensorflow as tf
+
+        channels_last = np.asarray(samples, dtype=np.float32).reshape(-1, 28, 28, 1)
+        logits = self.model.predict(channels_last, batch_size=500, verbose=0)
+        return float(np.mean(tf.argmax(logits, axis=1).numpy() == labels))
+
+
+def load_classifier(request):
+    """The classifier named in the request, or None (the CVAE then trains for its whole cap)."""
+    name = str(request.get("classifier", ""))
+    try:
+        return Classifier(name) if name else None
+    except Exception:  # noqa: BLE001 - without it, training only loses its early stop
+        return None
+
+
+def evaluate(model, request, is_cvae):
+    """The arrays the grader scores: the encodings and decodings of the grader's images and codes."""
+    import tensorflow as tf
+
+    prefix = "cvae" if is_cvae else "vae"
+    outputs = encode_decode(model, is_cvae, request["eval.images"], request["eval.labels"],
+                            request[f"{prefix}.eps"])
+    if is_cvae:
+        z = request["cvae.sample_z"].astype(np.float32)
+        labels = request["cvae.sample_labels"].astype(np.int64)
+        outputs["samples"], _ = as_images(
+            model.decoder(tf.concat([tf.constant(z), tf.one_hot(labels, NUM_CLASSES)], axis=-1)), "samples")
+    return outputs
+
+
+def train_and_decode(vae, assignment, request, is_cvae, publish=None, seconds=None):
+    """Train epoch by epoch until the model meets the bar, the epoch cap or the time budget.
+
+    After every epoch the model is evaluated on the grader's inputs and the
+    arrays are published (saved), so that a run stopped by its time limit
+    still leaves the model of its last finished epoch. ``seconds`` is the
+    training budget, counted from the start of this process: no epoch starts
+    that the last one's duration says would not end within it.
+    """
     prefix = "cvae" if is_cvae else "vae"
     latent = int(request[f"{prefix}_latent_size"])
-    epochs = int(request[f"{prefix}_epochs"])
+    max_epochs = int(request[f"{prefix}_epochs"])
     batches = -(-len(request["train.labels"]) // int(request["batch_size"]))
-    model = build_model(vae, is_cvae, latent, float(request["learning_rate"]), epochs * batches)
+    model = build_model(vae, is_cvae, latent, float(request["learning_rate"]), max_epochs * batches)
     loader = make_loader(request["train.images"], request["train.labels"],
                          request["batch_size"], request["seed"])
     args = grader_args(request, is_cvae)
-    returned = []
-    for _ in range(epochs):
+    classifier = load_classifier(request) if is_cvae else None
+    history = {"returned": [], "metric": [], "epoch_seconds": [], "grader_steps": []}
+    outputs = {}
+    for _ in range(max_epochs):
+        epoch_started = time.monotonic()
+        steps_before = optimizer_steps(model)
         total = assignment.train_vae(model, loader, args, is_cvae)
-        returned.append(float(as_plain_array(total, "train_vae's return value").reshape(-1)[0]))
-    outputs = encode_decode(model, is_cvae, request["eval.images"], request["eval.labels"],
-                            request[f"{prefix}.eps"])
-    outputs["returned"] = np.array(returned, dtype=np.float64)
-    if is_cvae:
-        import tensorflow as tf
-
-        z = request["cvae.sample_z"].astype(np.float32)
-        labels = request["cvae.sample_labels"].astype(np.int64)
-        outputs["samples"] = model.decoder(
-            tf.concat([tf.constant(z), tf.one_hot(labels, NUM_CLASSES)], axis=-1))
+        history["returned"].append(float(as_plain_array(total, "train_vae's return value").reshape(-1)[0]))
+        steps_after = optimizer_steps(model)
+        history["grader_steps"].append(
+            -1.0 if steps_before is None or steps_after is None else float(steps_after - steps_before))
+        outputs = evaluate(model, request, is_cvae)
+        if is_cvae:
+            metric = classifier.accuracy(outputs["samples"], request["cvae.sample_labels"]) if classifier else 0.0
+            good_enough = metric > float(request["cvae.stop_above"])
+        else:
+            metric = negative_elbo(outputs["x_hat"], request["eval.images"], outputs["mu"], outputs["logvar"])
+            good_enough = metric < float(request["vae.stop_below"])
+        history["metric"].append(metric)
+        history["epoch_seconds"].append(time.monotonic() - epoch_started)
+        outputs.update({key: np.array(value, dtype=np.float64) for key, value in history.items()})
+        if publish is not None:
+            publish(outputs)
+        elapsed = time.monotonic() - STARTED
+        if good_enough or (seconds is not None and elapsed + history["epoch_seconds"][-1] > seconds):
+            break
     return outputs
 
 
@@ -381,7 +517,8 @@ def main(argv):
     elif task.startswith("unit:"):
         run_units(request, result, only=task[len("unit:"):])
     elif task in ("train_vae", "train_cvae"):
-        run_training(request, result, is_cvae=task == "train_cvae")
+        seconds = float(argv[4]) if len(argv) > 4 else None
+        run_training(request, result, is_cvae=task == "train_cvae", seconds=seconds)
     else:
         raise SystemExit(f"unknown task {task}")
     return 0

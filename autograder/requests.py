@@ -55,7 +55,11 @@ def unit_request(config: GradeConfig, train_images, train_labels) -> dict:
     return request
 
 
-def training_request(config: GradeConfig, train_images, train_labels) -> dict:
+def training_request(config: GradeConfig, train_images, train_labels, classifier_name: str = "") -> dict:
+    """The inputs of the training runs; ``classifier_name`` is the classifier's file in the child's folder.
+
+    Training stops at the bars of the checks (unless ``config.early_stop`` is off).
+    """
     budget = config.budget
     rng = np.random.default_rng(config.seed + 1)
     images = train_images[: budget.train_images]
@@ -77,6 +81,9 @@ def training_request(config: GradeConfig, train_images, train_labels) -> dict:
         "cvae.eps": rng.normal(size=(budget.eval_images, budget.cvae_latent_size)).astype(np.float32),
         "cvae.sample_z": rng.normal(size=(10 * per_digit, budget.cvae_latent_size)).astype(np.float32),
         "cvae.sample_labels": np.repeat(np.arange(10), per_digit),
+        "vae.stop_below": np.float64(config.vae_loss_threshold if config.early_stop else -np.inf),
+        "cvae.stop_above": np.float64(config.generation_full_credit if config.early_stop else np.inf),
+        "classifier": np.array(classifier_name),
     }
 
 

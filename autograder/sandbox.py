@@ -42,6 +42,7 @@ from pathlib import Path
 
 __all__ = [
     "ChildResult",
+    "available_cpus",
     "Limits",
     "SANDBOX_ID_VARIABLE",
     "lock_down",
@@ -447,6 +448,55 @@ class _Watchdog:
             wait = min(_POLL_SECONDS, max(self.deadline - time.monotonic(), 0.0))
             if self.stop.wait(wait):
                 return
+
+
+def _read_quota(folder: Path, version: int) -> tuple[str, str] | None:
+    """(quota, period) of the cgroup ``folder``; quota is "max" or "-1" when unlimited."""
+    try:
+        if version == 2:
+            quota, period = (folder / "cpu.max").read_text().split()
+            return quota, period
+        return ((folder / "cpu.cfs_quota_us").read_text().strip(),
+                (folder / "cpu.cfs_period_us").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """The CPUs this process's cgroup may use (its CFS quota over its period), or None when unlimited.
+
+    Reads cgroup v2's ``cpu.max`` or v1's ``cpu.cfs_quota_us`` at the path
+    ``/proc/self/cgroup`` names, then at the hierarchy's root (a container
+    sees its own cgroup there).
+    """
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            root, version = Path("/sys/fs/cgroup"), 2
+        elif "cpu" in controllers.split(","):
+            root, version = Path("/sys/fs/cgroup") / controllers, 1
+        else:
+            continue
+        for folder in (root / path.lstrip("/"), root):
+            found = _read_quota(folder, version)
+            if found is None:
+                continue
+            quota, period = found
+            if quota in ("max", "-1"):
+                break
+            return int(quota) / int(period)
+    return None
+
+
+def available_cpus() -> float:
+    """The CPUs this process can use: its affinity, capped by its cgroup's CPU quota."""
+    cores = float(len(os.sched_getaffinity(0)))
+    quota = _cgroup_cpu_quota()
+    return min(cores, quota) if quota else cores
 
 
 def _default_env(cwd: Path) -> dict[str, str]:

@@ -11,14 +11,17 @@ the memory of the grader and all its descendants every 0.1 s:
 
 Usage::
 
-    python bench/bench_grade.py [--runs 3] [--cores 0] [--submission DIR] [--small]
+    python bench/bench_grade.py [--runs 3] [--cores 0] [--submission DIR] [--small] [--box gradescope]
 
-``--cores 0`` runs the grade under ``taskset -c 0`` (one core).
+``--cores 0`` runs the grade under ``taskset -c 0`` (one core); ``--box
+gradescope`` inside a cgroup of Gradescope's default size (0.5 vCPU, 768 MB;
+needs root), ``--box 1cpu-2gb`` in one of 1 vCPU and 2 GB.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -30,6 +33,9 @@ import time
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from box import BOXES, Box, BoxError, BoxSize  # noqa: E402
 
 
 def descendants(root: int) -> list[int]:
@@ -67,14 +73,26 @@ def memory_kb(pid: int) -> tuple[int, int]:
     return rss, anon
 
 
-def one_run(submission: Path, small: bool, cores: str | None) -> dict:
-    with tempfile.TemporaryDirectory() as work:
+def grade_once(submission: Path, small: bool = False, cores: str | None = None, box: BoxSize | None = None,
+               seed: int | None = None) -> dict:
+    """Grade ``submission`` in a fresh ``python -m autograder grade`` and measure it.
+
+    Returns the wall time, the peak RSS summed over the process tree (sampled
+    every 0.1 s), inside a box also the kernel's peak charge and its
+    out-of-memory kills, the results file and the grader's log lines.
+    """
+    with tempfile.TemporaryDirectory() as work, contextlib.ExitStack() as stack:
         results = Path(work) / "results.json"
         command = [sys.executable, "-m", "autograder", "grade", str(submission), "--results", str(results)]
         if small:
             command.append("--small")
+        if seed is not None:
+            command += ["--seed", str(seed)]
         if cores is not None:
             command = ["taskset", "-c", cores, *command]
+        cgroup = stack.enter_context(Box(box)) if box is not None else None
+        if cgroup is not None:
+            command = cgroup.wrap(command)
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=REPO_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
@@ -86,11 +104,15 @@ def one_run(submission: Path, small: bool, cores: str | None) -> dict:
             time.sleep(0.1)
         wall = time.perf_counter() - start
         output = process.stdout.read()
-        if process.returncode != 0:
-            raise SystemExit(f"grading failed:\n{output[-3000:]}")
+        if not results.is_file():
+            raise SystemExit(f"grading wrote no results (exit status {process.returncode}):\n{output[-3000:]}")
         data = json.loads(results.read_text())
-    return {"wall_seconds": wall, "peak_rss_mb": peak_rss / 1024, "peak_anon_mb": peak_anon / 1024,
-            "score": data["score"], "log": [line for line in output.splitlines() if line.startswith("  ")]}
+        run = {"wall_seconds": wall, "peak_rss_mb": peak_rss / 1024, "peak_anon_mb": peak_anon / 1024,
+               "score": data["score"], "results": data, "returncode": process.returncode,
+               "log": [line for line in output.splitlines() if line.startswith("  ")]}
+        if cgroup is not None:
+            run.update(box_peak_mb=cgroup.peak_mb(), oom_kills=cgroup.oom_kills())
+    return run
 
 
 def main(argv=None) -> int:
@@ -100,9 +122,13 @@ def main(argv=None) -> int:
                         help="a submission folder (default: the reference solution)")
     parser.add_argument("--small", action="store_true", help="the grader's small budget")
     parser.add_argument("--cores", default=None, help="taskset CPU list, e.g. 0 for one core")
+    parser.add_argument("--box", choices=sorted(BOXES), default=None,
+                        help="grade inside a cgroup of this size (needs root): gradescope = 0.5 vCPU and "
+                             "768 MB, Gradescope's default")
     args = parser.parse_args(argv)
     if args.cores is not None and not shutil.which("taskset"):
         raise SystemExit("taskset is not installed (util-linux)")
+    box = BOXES[args.box] if args.box else None
     with tempfile.TemporaryDirectory() as work:
         submission = args.submission
         if submission is None:
@@ -112,16 +138,23 @@ def main(argv=None) -> int:
                 shutil.copyfile(REPO_DIR / "hw" / "code" / name, submission / name)
         runs = []
         for index in range(args.runs):
-            run = one_run(submission, args.small, args.cores)
+            try:
+                run = grade_once(submission, args.small, args.cores, box)
+            except BoxError as error:
+                raise SystemExit(f"error: {error}") from None
             runs.append(run)
+            inside = (f", box peak {run['box_peak_mb']:.0f} MB, OOM kills {run['oom_kills']}"
+                      if box is not None else "")
             print(f"run {index + 1}: score {run['score']}, wall {run['wall_seconds']:.1f} s, "
-                  f"peak RSS {run['peak_rss_mb']:.0f} MB (anonymous {run['peak_anon_mb']:.0f} MB)", flush=True)
+                  f"peak RSS {run['peak_rss_mb']:.0f} MB (anonymous {run['peak_anon_mb']:.0f} MB){inside}",
+                  flush=True)
             for line in run["log"]:
                 print(f"  {line.strip()}")
     print(f"median of {len(runs)}: wall {statistics.median(r['wall_seconds'] for r in runs):.1f} s, "
           f"peak RSS {statistics.median(r['peak_rss_mb'] for r in runs):.0f} MB, "
           f"anonymous {statistics.median(r['peak_anon_mb'] for r in runs):.0f} MB"
-          + (f", cores {args.cores}" if args.cores is not None else ""))
+          + (f", cores {args.cores}" if args.cores is not None else "")
+          + (f", box {box}" if box is not None else ""))
     return 0
 
 

@@ -156,3 +156,129 @@ def test_generation_check_gates_on_diversity_and_copies():
     outcome = checks.check_cvae_generation(checks.generation_stats(novel, labels, half_right, train),
                                            None, 0.9, 0.2)
     assert outcome.fraction == pytest.approx((0.5 - 0.2) / 0.7)
+
+
+# The training checks: every way a training run can end, and the notes that cost no points.
+
+
+def child(status="ok", detail="finished normally"):
+    from autograder.sandbox import ChildResult
+
+    return ChildResult(status, 0, 1.0, "", 100.0, detail)
+
+
+def training_request(images):
+    return {"eval.images": images, "eval.labels": np.zeros(len(images), np.int64), "vae_epochs": np.int64(6)}
+
+
+def trained(images, x_hat, epochs_losses, prefix="vae", finished=True, steps=128.0, decoded_shape=None):
+    """The arrays a training child leaves after ``len(epochs_losses)`` epochs."""
+    n = len(images)
+    result = {f"started.{prefix}": 1.0, f"{prefix}.mu": np.zeros((n, 4)), f"{prefix}.logvar": np.zeros((n, 4)),
+              f"{prefix}.x_hat": x_hat, f"{prefix}.metric": np.array(epochs_losses),
+              f"{prefix}.returned": np.array(epochs_losses) * 469, f"{prefix}.epoch_seconds":
+              np.full(len(epochs_losses), 30.0), f"{prefix}.grader_steps": np.full(len(epochs_losses), steps),
+              f"{prefix}.decoded_shape": np.array(decoded_shape or (n, 1, 28, 28), dtype=np.float64)}
+    if finished:
+        result[f"done.{prefix}"] = 1.0
+    return result
+
+
+@pytest.fixture(scope="module")
+def binary_images():
+    return (np.random.default_rng(0).uniform(size=(50, 28, 28)) > 0.5).astype(np.uint8) * 255
+
+
+def test_vae_training_passes_and_says_when_it_stopped(binary_images):
+    x_hat = binary_images[:, None] / 255.0
+    request = training_request(binary_images)
+    outcome = checks.check_vae_training(trained(binary_images, x_hat, [130.0, 119.0]), request, child(),
+                                        GradeConfig())
+    assert outcome.fraction == 1.0
+    assert "trained 2 epochs (30 s per epoch)" in outcome.feedback
+    assert "stopped once the loss was below 120" in outcome.feedback
+    assert "After each epoch: 130.0, 119.0" in outcome.feedback
+    assert "Note" not in outcome.feedback
+
+
+def test_vae_training_says_how_a_failing_run_ended(binary_images):
+    request = training_request(binary_images)
+    blurry = np.full((50, 1, 28, 28), 0.5)
+    at_cap = checks.check_vae_training(trained(binary_images, blurry, [600.0] * 6), request, child(),
+                                       GradeConfig())
+    assert at_cap.fraction == 0.0 and "reached the grader's cap of 6 epochs" in at_cap.feedback
+    out_of_time = checks.check_vae_training(trained(binary_images, blurry, [600.0] * 2), request, child(),
+                                            GradeConfig())
+    assert "next epoch would not have ended within the grade's time limit" in out_of_time.feedback
+    killed = checks.check_vae_training(
+        trained(binary_images, blurry, [600.0] * 3, finished=False), request,
+        child("timeout", "ran past its 250 s time limit and was stopped"), GradeConfig())
+    assert "ran past its 250 s time limit and was stopped during epoch 4" in killed.feedback
+    crashed = dict(trained(binary_images, blurry, [600.0]), **{"vae.error": "ValueError: boom (at vae.py:3)"})
+    outcome = checks.check_vae_training(crashed, request, child(), GradeConfig())
+    assert "stopped in epoch 2 with an error: `ValueError: boom (at vae.py:3)`" in outcome.feedback
+
+
+def test_vae_training_without_a_finished_epoch_names_the_cause(binary_images):
+    request = training_request(binary_images)
+    error = checks.check_vae_training({"vae.error": "NameError: x (at assignment.py:9)", "started.vae": 1.0},
+                                      request, child(), GradeConfig())
+    assert "before the first epoch ended: `NameError: x (at assignment.py:9)`" in error.feedback
+    killed = checks.check_vae_training({"started.vae": 1.0}, request,
+                                       child("memory", "used more than 2500 MB of memory and was stopped"),
+                                       GradeConfig())
+    assert "No epoch finished: the training run used more than 2500 MB" in killed.feedback
+    assert "sys.exit" not in killed.feedback
+
+
+def test_vae_training_reports_malformed_outputs_and_free_notes(binary_images):
+    request = training_request(binary_images)
+    x_hat = binary_images[:, None] / 255.0
+    wrong = dict(trained(binary_images, x_hat, [100.0]), **{"vae.x_hat": np.zeros((50, 28)),
+                                                              "vae.decoded_shape": np.array([50.0, 28.0])})
+    outcome = checks.check_vae_training(wrong, request, child(), GradeConfig())
+    assert outcome.fraction == 0 and "the decoder returned shape (50, 28) for 50 codes" in outcome.feedback
+    flat_own_optimizer = trained(binary_images, x_hat, [100.0], steps=0.0, decoded_shape=(50, 784))
+    outcome = checks.check_vae_training(flat_own_optimizer, request, child(), GradeConfig())
+    assert outcome.fraction == 1.0
+    assert "returns images of shape (50, 784); the grader reshaped them" in outcome.feedback
+    assert "model.optimizer took no steps" in outcome.feedback and "costs no points" in outcome.feedback
+
+
+def train_vae_result(request_, before_hat, after_hat, returned, steps, encoder_trained=True):
+    images = request_["steps.images"][:256]
+    result = {"train_vae.returned": np.array([returned]), "train_vae.grader_steps": np.array(steps)}
+    for moment, x_hat in (("before", before_hat), ("after", after_hat)):
+        mu = np.full((256, 8), 0.01 if moment == "after" and encoder_trained else 0.0)
+        result.update({f"train_vae.{moment}.mu": mu, f"train_vae.{moment}.logvar": np.zeros((256, 8)),
+                       f"train_vae.{moment}.x_hat": x_hat,
+                       f"train_vae.{moment}.decoded_shape": np.array([256.0, 1, 28, 28])})
+    return result, images
+
+
+def test_train_vae_check_names_what_it_measured(request_):
+    images = request_["steps.images"][:256].astype(np.float64)[:, None] / 255.0
+    blurry = np.full((256, 1, 28, 28), 0.5)
+    sharper = np.clip(0.5 * blurry + 0.5 * images, 0.01, 0.99)
+    before = checks.negative_elbo(blurry, images, np.zeros((256, 8)), np.zeros((256, 8)))
+    after = checks.negative_elbo(sharper, images, np.zeros((256, 8)), np.zeros((256, 8)))
+    batches = 8
+    good, _ = train_vae_result(request_, blurry, sharper, (before + after) / 2 * batches, 8.0)
+    assert checks.check_train_vae(good, request_, "").fraction == 1.0
+    one_batch, _ = train_vae_result(request_, blurry, sharper, after, 8.0)
+    outcome = checks.check_train_vae(one_batch, request_, "")
+    assert outcome.fraction == 0.7 and "the size of one batch's loss" in outcome.feedback
+    summed, _ = train_vae_result(request_, blurry, sharper, (before + after) / 2 * batches * 64, 8.0)
+    assert "64 times too large" in checks.check_train_vae(summed, request_, "").feedback
+    no_step, _ = train_vae_result(request_, blurry, blurry, before * batches, 0.0)
+    assert "model.optimizer took no step" in checks.check_train_vae(no_step, request_, "").feedback
+    useless_steps, _ = train_vae_result(request_, blurry, blurry, before * batches, 8.0)
+    assert "took 8 steps, but they did not lower the loss" in checks.check_train_vae(
+        useless_steps, request_, "").feedback
+    own_optimizer, _ = train_vae_result(request_, blurry, sharper, (before + after) / 2 * batches, 0.0)
+    outcome = checks.check_train_vae(own_optimizer, request_, "")
+    assert outcome.fraction == 1.0 and "optimizer of its own" in outcome.feedback
+    frozen_encoder, _ = train_vae_result(request_, blurry, sharper, (before + after) / 2 * batches, 8.0,
+                                         encoder_trained=False)
+    outcome = checks.check_train_vae(frozen_encoder, request_, "")
+    assert outcome.fraction == 0.5 and "the encoder was not trained" in outcome.feedback

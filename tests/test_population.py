@@ -1,0 +1,86 @@
+"""The calibration population in CI: every member's unit checks, every mutant's, and a few full grades.
+
+``bench/bench_population.py`` grades the whole population with the real
+budget (an hour or more); here every member and mutant goes through the unit
+checks (seconds each), and representative submissions get a whole grade with
+the real budget: a member that brings its own optimizer and prints every
+batch, and a member whose only slip is a decoder that returns flat images.
+"""
+
+import json
+
+import pytest
+
+from autograder.checks import CHECKS, CHECKS_BY_KEY, UNIT_CHECKS
+from autograder.config import GradeConfig
+from autograder.grade import check_units, grade
+from helpers import require_mnist_dir
+from population import members, mutants, write_submission
+
+pytestmark = pytest.mark.slow
+
+MEMBERS = members()
+MUTANTS = mutants()
+# Full grades with the real budget (a few minutes each).
+FULL_GRADE_MEMBERS = ("a_newadam",)
+
+
+def quiet(_line):
+    pass
+
+
+def test_the_population_is_large_enough():
+    assert len(MEMBERS) >= 12 and len(MUTANTS) >= 15
+    assert all(mutant.base in MEMBERS for mutant in MUTANTS.values())
+    known = {spec.key for spec in CHECKS}
+    assert all(set(mutant.checks) <= known and mutant.checks for mutant in MUTANTS.values())
+
+
+@pytest.mark.parametrize("name", sorted(MEMBERS))
+def test_every_member_passes_every_unit_check(name, tmp_path):
+    require_mnist_dir()
+    outcomes = check_units(write_submission(name, tmp_path / name), GradeConfig.for_tests(), log=quiet)
+    lost = {key: outcome.feedback for key, outcome in outcomes.items() if outcome.fraction < 1}
+    assert not lost, f"{name} ({MEMBERS[name].style}) lost unit points"
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_each_mutant_loses_its_unit_checks_and_keeps_the_others(name, tmp_path):
+    require_mnist_dir()
+    mutant = MUTANTS[name]
+    outcomes = check_units(write_submission(name, tmp_path / name), GradeConfig.for_tests(), log=quiet)
+    for key, outcome in outcomes.items():
+        if key in mutant.checks:
+            assert outcome.fraction < 1, f"{name} ({mutant.bug}) kept the points of {key}"
+        else:
+            assert outcome.fraction == 1, f"{name} ({mutant.bug}) lost points on {key}: {outcome.feedback}"
+
+
+@pytest.mark.parametrize("name", FULL_GRADE_MEMBERS)
+def test_representative_members_get_full_marks_with_the_real_budget(name, tmp_path):
+    require_mnist_dir()
+    results = tmp_path / "results.json"
+    grade(write_submission(name, tmp_path / name), results, GradeConfig(), log=quiet)
+    data = json.loads(results.read_text())
+    lost = {t["name"]: t["output"][:400] for t in data["tests"] if t["score"] < t["max_score"]}
+    assert data["score"] == 100, lost
+
+
+def test_a_flat_decoder_loses_only_the_forward_checks_with_the_real_budget(tmp_path):
+    """A decoder that returns (N, 784) costs the forward-pass checks, not training or generation."""
+    require_mnist_dir()
+    name = "c_flatten_call-flat-decoder"
+    results = tmp_path / "results.json"
+    grade(write_submission(name, tmp_path / name), results, GradeConfig(), log=quiet)
+    tests = {t["name"]: t for t in json.loads(results.read_text())["tests"]}
+    for spec in CHECKS:
+        test = tests[spec.name]
+        if spec.key in ("vae_forward", "cvae_forward"):
+            assert test["score"] < test["max_score"] and "(3, 784)" in test["output"]
+        else:
+            assert test["score"] == test["max_score"], (spec.key, test["output"][:400])
+    assert "reshaped them" in tests[CHECKS_BY_KEY["vae_training"].name]["output"]
+
+
+def test_unit_checks_cover_every_check_but_training():
+    assert set(UNIT_CHECKS) == {spec.key for spec in CHECKS} - {"vae_training", "cvae_generation"}
