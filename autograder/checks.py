@@ -41,9 +41,10 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("train_vae", "train_vae", 10,
               "a few batches lower the loss; the returned total has the right size"),
     CheckSpec("vae_training", "VAE training", 15,
-              "the VAE trained with your train_vae under the grader's budget: loss below 120"),
+              "the VAE trained with your train_vae until its loss is below 120 (at most 6 epochs)"),
     CheckSpec("cvae_generation", "CVAE generation", 25,
-              "100 samples per digit scored by a pretrained classifier: above 90% is full credit"),
+              "the CVAE trained the same way (at most 4 epochs); 100 samples per digit scored by a "
+              "pretrained classifier: above 90% is full credit"),
 )
 TOTAL_POINTS = sum(spec.points for spec in CHECKS)
 CHECKS_BY_KEY = {spec.key: spec for spec in CHECKS}

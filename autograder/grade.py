@@ -124,6 +124,11 @@ class Grader:
             "MPLCONFIGDIR": str(sandbox / ".matplotlib"),
             "KERAS_HOME": str(sandbox / ".keras"),
             "PYTHONDONTWRITEBYTECODE": "1",
+            # A fixed threshold above which glibc's malloc maps memory afresh (and returns it on free).
+            # The default threshold adapts upwards, after which an eager training loop's tensors
+            # fragment the heap: measured, a child's peak RSS over one epoch falls from 1.1 GB to
+            # 0.9 GB with the same speed.
+            "MALLOC_MMAP_THRESHOLD_": "131072",
         }
         self.env.update(thread_settings(available_cpus()))
         self.run_as = self._child_user()
