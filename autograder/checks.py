@@ -142,6 +142,10 @@ def array(result: dict, key: str) -> np.ndarray | None:
     return None if value is None else np.asarray(value, dtype=np.float64)
 
 
+def epochs_text(count: int) -> str:
+    return f"{count} epoch{'' if count == 1 else 's'}"
+
+
 def shape_text(shape) -> str:
     return "(" + ", ".join(str(int(s)) for s in shape) + ")"
 
@@ -354,29 +358,43 @@ def flat_decoder_note(result, prefix) -> str:
             "(N, 1, 28, 28) for this check (the forward-pass checks take the points for the shape).")
 
 
-def training_story(result, prefix, child, cap: int, bar: str) -> str:
+def training_story(result, prefix, child, request) -> str:
     """How the training run went: epochs, why it stopped, and notes that cost no points."""
     metric = array(result, f"{prefix}.metric")
     seconds = array(result, f"{prefix}.epoch_seconds")
+    cap = int(request[f"{prefix}_epochs"])
     epochs = 0 if metric is None else len(metric)
-    per_epoch = ""
-    if seconds is not None and len(seconds):
-        per_epoch = f" ({np.mean(seconds):.0f} s per epoch)"
-    finished = f"done.{prefix}" in result
+    per_epoch = f" ({np.mean(seconds):.0f} s per epoch)" if seconds is not None and len(seconds) else ""
+    if prefix == "vae":
+        stop = float(request["vae.stop_below"])
+        met = bool(epochs) and metric[-1] < stop
+        bar = f"It stopped once the loss was below {stop:g}."
+    else:
+        stop = float(request["cvae.stop_above"])
+        met = bool(epochs) and metric[-1] > stop
+        bar = f"It stopped once the classifier recognised more than {stop:.0%} of the samples."
     error = result.get(f"{prefix}.error")
     if error:
         ended = f"Training stopped in epoch {epochs + 1} with an error: `{error}`."
-    elif not finished:
+    elif f"done.{prefix}" not in result:
         ended = f"The training run {child.detail} during epoch {epochs + 1}."
-    elif epochs >= cap:
-        ended = f"Training reached the grader's cap of {cap} epochs."
-    elif bar:
+    elif met:
         ended = bar
+    elif epochs >= cap:
+        ended = f"Training reached the grader's cap of {epochs_text(cap)}."
     else:
         ended = ("Training stopped before the cap because the next epoch would not have ended within the "
                  "grade's time limit.")
-    text = f"The grader trained {epochs} epoch{'s' if epochs != 1 else ''}{per_epoch}. {ended}"
+    text = f"The grader trained {epochs_text(epochs)}{per_epoch}. {ended}"
     return text + own_optimizer_note(array(result, f"{prefix}.grader_steps")) + flat_decoder_note(result, prefix)
+
+
+def upstream_note(failed_units: list[str]) -> str:
+    """Which unit checks that training depends on lost points (training runs the same code)."""
+    if not failed_units:
+        return ""
+    return (" Training runs the code of checks that lost points above (" + ", ".join(failed_units)
+            + "): fixing those first may fix this one.")
 
 
 def check_train_vae(result, request, child_detail) -> Outcome:
@@ -478,12 +496,11 @@ def check_vae_training(result, request, child, config) -> Outcome:
         history = " After each epoch: " + ", ".join(f"{v:.1f}" for v in losses) + "."
     if returned is not None:
         history += " Your train_vae returned " + ", ".join(f"{v:.0f}" for v in returned) + "."
-    bar = f"It stopped once the loss was below {threshold:g}." if loss < threshold else ""
-    story = training_story(result, "vae", child, cap, bar)
+    story = training_story(result, "vae", child, request)
     if not np.isfinite(loss):
         return failed("After training, the model's outputs are NaN, infinite or out of range. " + story + history)
     text = (f"Negative ELBO per image on {len(images)} training images: {loss:.1f} (below {threshold:g} earns "
-            f"full credit; the grader trains at most {cap} epochs and stops as soon as it is). {story}{history}")
+            f"full credit; the grader trains at most {epochs_text(cap)} and stops as soon as it is). {story}{history}")
     if loss < threshold:
         return passed(text)
     # Partial credit falls linearly to zero at 1.5 times the threshold.
@@ -546,7 +563,7 @@ def check_cvae_generation(stats: GenerationStats | None, problem: str | None, fu
                f"<b>{stats.accuracy:.1%}</b> (full credit above {full_credit:.0%}, none at "
                f"{zero_credit:.0%} or below, linear in between).</p>"
                f"<table><tr>{table}</tr></table>"
-               f"<p>{html.escape(story)}{history}</p>"
+               f"<p>{html.escape(story, quote=False)}{history}</p>"
                f"<p>Within-digit variation (mean pixel std): {stats.within_digit_std:.3f}; median distance to "
                f"the nearest training image: {stats.median_nearest_distance:.2f}.</p>{grid_html}")
     if stats.within_digit_std < MIN_WITHIN_DIGIT_STD:

@@ -296,6 +296,16 @@ def training_blocker(units: ChildRun) -> ChildRun | None:
     return None
 
 
+def with_upstream(outcome: checks.Outcome, failed_units: list[str]) -> checks.Outcome:
+    """``outcome`` with a note naming the failed unit checks whose code training runs (when it lost points)."""
+    note = checks.upstream_note(failed_units)
+    if outcome.fraction >= 1 or not note:
+        return outcome
+    if outcome.output_format == "html":
+        return dataclasses.replace(outcome, feedback=f"<p>{note.strip()}</p>" + outcome.feedback)
+    return dataclasses.replace(outcome, feedback=outcome.feedback + note)
+
+
 def test_result(key: str, outcome: checks.Outcome) -> TestResult:
     spec = checks.CHECKS_BY_KEY[key]
     return TestResult(name=spec.name, score=round(spec.points * outcome.fraction, 2), max_score=spec.points,
@@ -362,20 +372,21 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
         vae_run = cvae_run = import_failure
     else:
         vae_run = grader.train("train_vae", train_path, config.train_limits, config.vae_time_share)
-    tests.append(test_result("vae_training", checks.check_vae_training(
-        vae_run.arrays, train, vae_run.child, config)))
+    # Training runs the code the unit checks test: a failing training check names those that lost points.
+    upstream = [checks.CHECKS_BY_KEY[key].name for key, outcome in outcomes.items()
+                if outcome.fraction < 1 and key != "one_hot"]
+    tests.append(test_result("vae_training", with_upstream(checks.check_vae_training(
+        vae_run.arrays, train, vae_run.child, config), upstream)))
     if not import_failure:
         cvae_run = grader.train("train_cvae", train_path, config.train_limits, 1.0)
     stats, problem, grid = score_generation(cvae_run, train, arrays.train_images, sandbox.parent)
-    story = ""
-    if "cvae.metric" in cvae_run.arrays:
-        bar = f"It stopped once the accuracy was above {config.generation_full_credit:.0%}."
-        story = checks.training_story(cvae_run.arrays, "cvae", cvae_run.child, int(train["cvae_epochs"]),
-                                      bar if stats is not None and stats.accuracy > config.generation_full_credit
-                                      else "")
-    tests.append(test_result("cvae_generation", checks.check_cvae_generation(
-        stats, problem, config.generation_full_credit, config.generation_zero_credit, grid, story,
-        checks.array(cvae_run.arrays, "cvae.metric"))))
+    story = checks.training_story(cvae_run.arrays, "cvae", cvae_run.child, train) \
+        if "cvae.metric" in cvae_run.arrays else ""
+    generation = checks.check_cvae_generation(stats, problem, config.generation_full_credit,
+                                              config.generation_zero_credit, grid, story,
+                                              checks.array(cvae_run.arrays, "cvae.metric"))
+    tests.append(test_result("cvae_generation", with_upstream(
+        generation, [*upstream, *(["one_hot"] if outcomes["one_hot"].fraction < 1 else [])])))
     output = [f"Graded {', '.join(files)}."]
     failed_runs = {run.child.detail for run in [*unit_runs.values(), vae_run, cvae_run]
                    if run.child.status != "ok"}

@@ -168,7 +168,8 @@ def child(status="ok", detail="finished normally"):
 
 
 def training_request(images):
-    return {"eval.images": images, "eval.labels": np.zeros(len(images), np.int64), "vae_epochs": np.int64(6)}
+    return {"eval.images": images, "eval.labels": np.zeros(len(images), np.int64), "vae_epochs": np.int64(6),
+            "vae.stop_below": np.float64(120.0)}
 
 
 def trained(images, x_hat, epochs_losses, prefix="vae", finished=True, steps=128.0, decoded_shape=None):
@@ -282,3 +283,15 @@ def test_train_vae_check_names_what_it_measured(request_):
                                          encoder_trained=False)
     outcome = checks.check_train_vae(frozen_encoder, request_, "")
     assert outcome.fraction == 0.5 and "the encoder was not trained" in outcome.feedback
+
+
+def test_a_failing_training_check_names_the_unit_checks_that_lost_points():
+    from autograder.grade import with_upstream
+
+    failing = checks.failed("Negative ELBO per image: 204.5.", fraction=0.0)
+    outcome = with_upstream(failing, ["loss_function"])
+    assert "Training runs the code of checks that lost points above (loss_function)" in outcome.feedback
+    assert with_upstream(checks.passed("fine"), ["loss_function"]).feedback == "fine"
+    assert with_upstream(failing, []).feedback == failing.feedback
+    html_outcome = with_upstream(checks.Outcome(0.5, "<p>x</p>", "html"), ["train_vae"])
+    assert html_outcome.feedback.startswith("<p>Training runs the code")
