@@ -358,28 +358,22 @@ def flat_decoder_note(result, prefix) -> str:
             "(N, 1, 28, 28) for this check (the forward-pass checks take the points for the shape).")
 
 
-def training_story(result, prefix, child, request) -> str:
-    """How the training run went: epochs, why it stopped, and notes that cost no points."""
-    metric = array(result, f"{prefix}.metric")
+def training_story(result, prefix, child, cap: int, bar_met: str | None) -> str:
+    """How the training run went: epochs, why it stopped, and notes that cost no points.
+
+    ``bar_met`` is the sentence saying the model met its check's bar after the
+    last epoch, or None when it did not.
+    """
     seconds = array(result, f"{prefix}.epoch_seconds")
-    cap = int(request[f"{prefix}_epochs"])
-    epochs = 0 if metric is None else len(metric)
-    per_epoch = f" ({np.mean(seconds):.0f} s per epoch)" if seconds is not None and len(seconds) else ""
-    if prefix == "vae":
-        stop = float(request["vae.stop_below"])
-        met = bool(epochs) and metric[-1] < stop
-        bar = f"It stopped once the loss was below {stop:g}."
-    else:
-        stop = float(request["cvae.stop_above"])
-        met = bool(epochs) and metric[-1] > stop
-        bar = f"It stopped once the classifier recognised more than {stop:.0%} of the samples."
+    epochs = 0 if seconds is None else len(seconds)
+    per_epoch = f" ({np.mean(seconds):.0f} s per epoch)" if epochs else ""
     error = result.get(f"{prefix}.error")
     if error:
         ended = f"Training stopped in epoch {epochs + 1} with an error: `{error}`."
     elif f"done.{prefix}" not in result:
         ended = f"The training run {child.detail} during epoch {epochs + 1}."
-    elif met:
-        ended = bar
+    elif bar_met:
+        ended = bar_met
     elif epochs >= cap:
         ended = f"Training reached the grader's cap of {epochs_text(cap)}."
     else:
@@ -482,7 +476,7 @@ def check_vae_training(result, request, child, config) -> Outcome:
         error = error_of(result, "vae")
         if error:
             return failed(f"Training raised an error before the first epoch ended: `{error}`")
-        if f"started.vae" in result:
+        if "started.vae" in result:
             return failed(f"No epoch finished: the training run {child.detail} during the first epoch.")
         return failed(f"Training did not start: the training run {child.detail}.")
     problem = malformed(result, "vae", images)
@@ -496,11 +490,13 @@ def check_vae_training(result, request, child, config) -> Outcome:
         history = " After each epoch: " + ", ".join(f"{v:.1f}" for v in losses) + "."
     if returned is not None:
         history += " Your train_vae returned " + ", ".join(f"{v:.0f}" for v in returned) + "."
-    story = training_story(result, "vae", child, request)
+    bar_met = f"It stopped once the loss was below {threshold:g}." if loss < threshold else None
+    story = training_story(result, "vae", child, cap, bar_met)
     if not np.isfinite(loss):
         return failed("After training, the model's outputs are NaN, infinite or out of range. " + story + history)
     text = (f"Negative ELBO per image on {len(images)} training images: {loss:.1f} (below {threshold:g} earns "
-            f"full credit; the grader trains at most {epochs_text(cap)} and stops as soon as it is). {story}{history}")
+            f"full credit; the grader trains at most {epochs_text(cap)} and stops as soon as it is). "
+            f"{story}{history}")
     if loss < threshold:
         return passed(text)
     # Partial credit falls linearly to zero at 1.5 times the threshold.
@@ -557,7 +553,7 @@ def check_cvae_generation(stats: GenerationStats | None, problem: str | None, fu
         return failed(" ".join(part for part in (problem or "No samples came back.", story) if part))
     table = "".join(f"<td>{d}: {a:.0%}</td>" for d, a in enumerate(stats.per_digit))
     history = ""
-    if accuracies is not None and len(accuracies) > 1:
+    if accuracies is not None and len(accuracies) > 1 and np.isfinite(accuracies).all():
         history = " Accuracy after each epoch: " + ", ".join(f"{a:.0%}" for a in accuracies) + "."
     details = (f"<p>Classifier accuracy on your samples (100 per digit, z ~ N(0, I) drawn by the grader): "
                f"<b>{stats.accuracy:.1%}</b> (full credit above {full_credit:.0%}, none at "

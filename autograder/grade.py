@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -26,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from autograder import checks
-from autograder.classifier import CLASSIFIER_PATH
+from autograder.classifier import ClassifierError, NumpyClassifier
 from autograder.config import GradeConfig
-from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR, ensure_code_on_path
+from autograder.paths import CODE_DIR, PACKAGE_DIR, ensure_code_on_path
 from autograder.requests import save_request, training_request, unit_request
 from autograder.results import Report, TestResult, write_results
 from autograder.sandbox import (ChildResult, Limits, available_cpus, lock_down, network_isolation_available,
@@ -38,12 +39,10 @@ from autograder.submission import HARNESS_NAME, SubmissionError, copy_submission
 MAX_RESULT_BYTES = 256 * 2**20
 # Seconds kept back from the total limit for scoring and writing the results.
 RESERVE_SECONDS = 30.0
-# Seconds kept back from the training runs for the classifier's child, which scores the samples.
-CLASSIFY_RESERVE_SECONDS = 45.0
 # A training child starts no epoch that would end later than this before its time limit.
 TRAIN_MARGIN_SECONDS = 20.0
-# The classifier's file in the child's folder: the CVAE's training stops once it is good enough.
-CLASSIFIER_NAME = "_grader_classifier.keras"
+# The largest result file the grader reads while a child still runs (a legitimate one is about 20 MB).
+MAX_WATCHED_BYTES = 64 * 2**20
 UNIT_PROBES = ("reparametrize", "reparametrize_gradient", "loss_function", "vae_forward",
                "cvae_forward", "one_hot", "train_vae")
 
@@ -62,7 +61,8 @@ class ChildRun:
     @property
     def detail(self) -> str:
         if self.child.status == "ok":
-            return "exited normally (status 0) before it finished; something in the submission ended the program"
+            return ("ended with exit status 0 before it finished: something in the submission ended the process "
+                    "(os._exit or a similar call)")
         return self.child.detail
 
 
@@ -162,19 +162,25 @@ class Grader:
         """Seconds until the deadline, less the reserve for scoring and writing the results."""
         return self.deadline - time.monotonic() - RESERVE_SECONDS
 
-    def train(self, task: str, request: Path, limits: Limits, share: float) -> ChildRun:
-        """Run a training task with ``share`` of the time left (after the classifier's reserve).
+    def train(self, task: str, request: Path, limits: Limits, share: float, watch=None) -> ChildRun:
+        """Run a training task with ``share`` of the time left; ``watch`` as in ``run``.
 
         The child's own training budget ends ``TRAIN_MARGIN_SECONDS`` before its
         time limit: it starts no epoch that would not finish by then, so that
         its time limit only ever stops a run whose epochs got slower.
         """
-        seconds = min(limits.wall_seconds, share * (self.seconds_left() - CLASSIFY_RESERVE_SECONDS))
+        seconds = min(limits.wall_seconds, share * self.seconds_left())
         limits = dataclasses.replace(limits, wall_seconds=max(seconds, 5.0))
-        return self.run(task, request, limits, [f"{max(seconds - TRAIN_MARGIN_SECONDS, 0.0):.1f}"])
+        return self.run(task, request, limits, [f"{max(seconds - TRAIN_MARGIN_SECONDS, 0.0):.1f}"], watch)
 
-    def run(self, task: str, request: Path, limits: Limits, extra: list[str] | None = None) -> ChildRun:
-        """Run one harness task; its time limit shrinks so that the whole grade meets the deadline."""
+    def run(self, task: str, request: Path, limits: Limits, extra: list[str] | None = None,
+            watch=None) -> ChildRun:
+        """Run one harness task; its time limit shrinks so that the whole grade meets the deadline.
+
+        ``watch(output, done)``, when given, runs in a thread while the child
+        runs: it may read the child's result file as it grows and answer it,
+        until the event ``done`` is set.
+        """
         remaining = self.seconds_left()
         if remaining < 5:
             return ChildRun({}, ChildResult("timeout", None, 0.0, "", 0.0,
@@ -187,24 +193,79 @@ class Grader:
         # it but not change it. The folder itself is not walked again: a child can make it too deep.
         os.chmod(request, 0o644)
         argv = [sys.executable, "-I", HARNESS_NAME, task, request.name, output.name, *(extra or [])]
-        child = run_child(argv, cwd=self.sandbox, limits=limits, env=self.env, run_as=self.run_as)
+        done = threading.Event()
+        watcher = threading.Thread(target=watch, args=(output, done), daemon=True) if watch else None
+        if watcher:
+            watcher.start()
+        try:
+            child = run_child(argv, cwd=self.sandbox, limits=limits, env=self.env, run_as=self.run_as)
+        finally:
+            done.set()
+            if watcher:
+                watcher.join()
         arrays = load_result_file(output)
         self.log(f"  {task}: {child.status} in {child.seconds:.1f} s, peak {child.peak_rss_mb:.0f} MB")
         return ChildRun(arrays, child)
 
 
-def classify(samples: np.ndarray, work: Path) -> np.ndarray:
-    """Class probabilities of ``samples`` from the classifier, computed in a child of the grader's."""
-    samples_path = work / "samples.npz"
-    output = work / "probabilities.npz"
-    np.savez(samples_path, samples=samples.astype(np.float32))
-    child = run_child([sys.executable, "-m", "autograder.classify", str(samples_path), str(output)],
-                      cwd=REPO_DIR, limits=Limits(wall_seconds=300, memory_mb=1500), run_as=None,
-                      isolate_network=False, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    arrays = load_result_file(output)
-    if child.status != "ok" or "probabilities" not in arrays:
-        raise GraderError(f"the classifier could not score the samples: {child.detail}\n{child.output[-2000:]}")
-    return arrays["probabilities"]
+class GenerationJudge:
+    """Scores the CVAE's samples after each epoch, in the grader, and tells the child whether to go on.
+
+    The child saves its arrays after every epoch and waits for the file
+    ``decision-EPOCH``; this watcher reads the saved samples, classifies them
+    with the grader's classifier (which never enters the child) and writes
+    "stop" once they earn full credit, else "go". The accuracies it measured
+    are the per-epoch history of the feedback.
+    """
+
+    def __init__(self, classifier: NumpyClassifier, labels: np.ndarray, full_credit: float, sandbox: Path):
+        self.classifier = classifier
+        self.labels = labels
+        self.full_credit = full_credit
+        self.sandbox = sandbox
+        self.accuracies: dict[int, float] = {}
+
+    def __call__(self, output: Path, done: threading.Event) -> None:
+        seen = None
+        finished = False
+        while not finished:
+            # One more look after the child ended: its last epoch asks for no decision.
+            finished = done.wait(0.5)
+            try:
+                status = output.stat()
+            except OSError:
+                continue
+            if (status.st_mtime_ns, status.st_size) == seen or status.st_size > MAX_WATCHED_BYTES:
+                continue
+            seen = (status.st_mtime_ns, status.st_size)
+            arrays = load_result_file(output)
+            epochs = len(np.atleast_1d(arrays.get("cvae.epoch_seconds", [])))
+            if epochs == 0 or epochs in self.accuracies:
+                continue
+            self.accuracies[epochs] = self.accuracy(arrays.get("cvae.samples"))
+            if not finished:
+                self.answer(epochs, "stop" if self.accuracies[epochs] > self.full_credit else "go")
+
+    def accuracy(self, samples) -> float:
+        """The share of samples classified as their label (NaN when the samples are unusable)."""
+        if not isinstance(samples, np.ndarray) or samples.shape != (len(self.labels), 1, 28, 28) \
+                or not np.isfinite(samples).all():
+            return float("nan")
+        return float(np.mean(self.classifier.logits(samples).argmax(axis=1) == self.labels))
+
+    def answer(self, epoch: int, decision: str) -> None:
+        """Write ``decision-EPOCH`` in the child's folder without following any link the child made there."""
+        temporary = self.sandbox / f".decision-{secrets.token_hex(8)}"
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(decision)
+            os.replace(temporary, self.sandbox / f"decision-{epoch}")
+        except OSError:
+            pass  # Without an answer the child trains on, up to its cap.
+
+    def history(self) -> np.ndarray | None:
+        return np.array([self.accuracies[e] for e in sorted(self.accuracies)]) if self.accuracies else None
 
 
 def sample_grid_html(samples: np.ndarray) -> str:
@@ -229,7 +290,7 @@ def first_samples_per_digit(samples: np.ndarray, labels: np.ndarray, count: int 
     return np.concatenate([samples[labels == d][:count] for d in range(10)])
 
 
-def score_generation(run: ChildRun, request: dict, train_images, work: Path):
+def score_generation(run: ChildRun, request: dict, train_images, classifier: NumpyClassifier):
     """Classify the CVAE's samples; returns (stats, problem, grid) with stats None when none can be scored."""
     samples = run.arrays.get("cvae.samples")
     labels = request["cvae.sample_labels"]
@@ -246,7 +307,7 @@ def score_generation(run: ChildRun, request: dict, train_images, work: Path):
                       f"decoder, got {shape}."), ""
     if not np.isfinite(samples).all() or samples.min() < -1e-6 or samples.max() > 1 + 1e-6:
         return None, "The decoder's samples are NaN, infinite or outside [0, 1].", ""
-    probabilities = classify(samples, work)
+    probabilities = classifier.probabilities(samples)
     stats = checks.generation_stats(samples, labels, probabilities, train_images)
     grid = sample_grid_html(first_samples_per_digit(samples, labels))
     return stats, None, grid
@@ -354,8 +415,16 @@ def check_units(submission: Path, config: GradeConfig | None = None, log=print) 
         remove_work_folder(work, log)
 
 
+def load_classifier() -> NumpyClassifier:
+    try:
+        return NumpyClassifier.load()
+    except ClassifierError as error:
+        raise GraderError(str(error)) from None
+
+
 def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline: float) -> Report:
     arrays = load_data()
+    classifier = load_classifier()
     files = copy_submission(submission, sandbox)
     log(f"submission files: {', '.join(files)}")
     grader = Grader(sandbox, config, log, deadline)
@@ -363,9 +432,7 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
     outcomes, unit_runs = unit_outcomes(grader, config, arrays)
     tests = [test_result(key, outcome) for key, outcome in outcomes.items()]
 
-    shutil.copyfile(CLASSIFIER_PATH, sandbox / CLASSIFIER_NAME)
-    os.chmod(sandbox / CLASSIFIER_NAME, 0o644)
-    train = training_request(config, arrays.train_images, arrays.train_labels, CLASSIFIER_NAME)
+    train = training_request(config, arrays.train_images, arrays.train_labels)
     train_path = save_request(sandbox / "train.npz", train)
     import_failure = training_blocker(unit_runs["train_vae"])
     if import_failure:
@@ -377,14 +444,19 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
                 if outcome.fraction < 1 and key != "one_hot"]
     tests.append(test_result("vae_training", with_upstream(checks.check_vae_training(
         vae_run.arrays, train, vae_run.child, config), upstream)))
+    judge = GenerationJudge(classifier, train["cvae.sample_labels"], config.generation_full_credit, sandbox)
     if not import_failure:
-        cvae_run = grader.train("train_cvae", train_path, config.train_limits, 1.0)
-    stats, problem, grid = score_generation(cvae_run, train, arrays.train_images, sandbox.parent)
-    story = checks.training_story(cvae_run.arrays, "cvae", cvae_run.child, train) \
-        if "cvae.metric" in cvae_run.arrays else ""
+        cvae_run = grader.train("train_cvae", train_path, config.train_limits, 1.0, judge)
+    stats, problem, grid = score_generation(cvae_run, train, arrays.train_images, classifier)
+    story = ""
+    if "cvae.epoch_seconds" in cvae_run.arrays:
+        met = stats is not None and stats.accuracy > config.generation_full_credit
+        story = checks.training_story(
+            cvae_run.arrays, "cvae", cvae_run.child, int(train["cvae_epochs"]),
+            f"It stopped once the classifier recognised more than {config.generation_full_credit:.0%} of the "
+            "samples." if met else None)
     generation = checks.check_cvae_generation(stats, problem, config.generation_full_credit,
-                                              config.generation_zero_credit, grid, story,
-                                              checks.array(cvae_run.arrays, "cvae.metric"))
+                                              config.generation_zero_credit, grid, story, judge.history())
     tests.append(test_result("cvae_generation", with_upstream(
         generation, [*upstream, *(["one_hot"] if outcomes["one_hot"].fraction < 1 else [])])))
     output = [f"Graded {', '.join(files)}."]

@@ -55,10 +55,12 @@ def unit_request(config: GradeConfig, train_images, train_labels) -> dict:
     return request
 
 
-def training_request(config: GradeConfig, train_images, train_labels, classifier_name: str = "") -> dict:
-    """The inputs of the training runs; ``classifier_name`` is the classifier's file in the child's folder.
+def training_request(config: GradeConfig, train_images, train_labels) -> dict:
+    """The inputs of the training runs.
 
-    Training stops at the bars of the checks (unless ``config.early_stop`` is off).
+    Training stops at the bars of the checks (unless ``config.early_stop`` is
+    off): the VAE's child measures its loss itself; the CVAE's child asks the
+    grader, which scores the samples, after each epoch.
     """
     budget = config.budget
     rng = np.random.default_rng(config.seed + 1)
@@ -82,8 +84,8 @@ def training_request(config: GradeConfig, train_images, train_labels, classifier
         "cvae.sample_z": rng.normal(size=(10 * per_digit, budget.cvae_latent_size)).astype(np.float32),
         "cvae.sample_labels": np.repeat(np.arange(10), per_digit),
         "vae.stop_below": np.float64(config.vae_loss_threshold if config.early_stop else -np.inf),
-        "cvae.stop_above": np.float64(config.generation_full_credit if config.early_stop else np.inf),
-        "classifier": np.array(classifier_name),
+        "cvae.ask_grader": np.bool_(config.early_stop),
+        "cvae.decision_seconds": np.float64(60.0),
     }
 
 

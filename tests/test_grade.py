@@ -177,3 +177,49 @@ def test_the_same_submission_and_seed_give_the_same_results(tmp_path):
         data.pop("execution_time")
         runs.append(data)
     assert runs[0] == runs[1]
+
+
+def test_the_generation_judge_answers_each_epoch_without_following_links(tmp_path):
+    """The grader scores the CVAE's samples after each epoch and tells the child to stop or go on."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from autograder.classifier import NumpyClassifier
+    from autograder.grade import GenerationJudge
+    from mnist_data import load_arrays
+
+    arrays = load_arrays(require_mnist_dir())
+    labels = arrays.test_labels[:200].astype(np.int64)
+    digits = arrays.test_images[:200].astype(np.float64)[:, None] / 255.0
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched")
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    (sandbox / "decision-2").symlink_to(outside)
+    result = sandbox / "result.npz"
+    judge = GenerationJudge(NumpyClassifier.load(), labels, 0.9, sandbox)
+    done = threading.Event()
+    watcher = threading.Thread(target=judge, args=(result, done))
+    watcher.start()
+
+    def publish(epochs, samples):
+        np.savez(result.with_suffix(".partial.npz"), **{"cvae.epoch_seconds": np.ones(epochs),
+                                                          "cvae.samples": samples})
+        result.with_suffix(".partial.npz").replace(result)
+        for _ in range(100):
+            if (sandbox / f"decision-{epochs}").is_file() and not (sandbox / f"decision-{epochs}").is_symlink():
+                return (sandbox / f"decision-{epochs}").read_text()
+            time.sleep(0.1)
+        raise AssertionError("no decision")
+
+    try:
+        assert publish(1, digits[::-1].copy()) == "go"   # the wrong digits for their labels
+        assert publish(2, digits) == "stop"              # real test digits: the classifier agrees
+    finally:
+        done.set()
+        watcher.join()
+    assert outside.read_text() == "untouched"
+    history = judge.history()
+    assert history[0] < 0.5 and history[1] > 0.95

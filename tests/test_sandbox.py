@@ -349,3 +349,29 @@ def test_capture_keeps_head_and_tail():
     small = _Capture(100)
     small.feed(b"short")
     assert small.text() == "short"
+
+
+def test_available_cpus_reads_the_cgroup_cpu_quota(tmp_path):
+    """Inside a cgroup with a quota of half a CPU, a process sees 0.5 CPUs (Gradescope's default box)."""
+    import subprocess
+
+    from autograder.grade import thread_settings
+    from autograder.sandbox import available_cpus
+
+    assert available_cpus() <= len(os.sched_getaffinity(0))
+    assert thread_settings(float(len(os.sched_getaffinity(0)))) == {}
+    assert thread_settings(0.5)["TF_NUM_INTRAOP_THREADS"] == "1"
+    group = Path("/sys/fs/cgroup/cpu") / f"vae-kit-test-{uuid.uuid4().hex[:8]}"
+    if os.geteuid() != 0 or not (group.parent / "cpu.cfs_quota_us").exists():
+        pytest.skip("needs root and the cgroup v1 cpu hierarchy")
+    group.mkdir()
+    try:
+        (group / "cpu.cfs_period_us").write_text("100000")
+        (group / "cpu.cfs_quota_us").write_text("50000")
+        code = "from autograder.sandbox import available_cpus; print(available_cpus())"
+        done = subprocess.run(["sh", "-c", f'echo $$ > {group}/tasks && exec "$@"', "sh", sys.executable, "-c",
+                               code], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parents[1])
+        assert float(done.stdout) == 0.5
+    finally:
+        group.rmdir()
