@@ -8,7 +8,7 @@ verdict is wrong. A full run grades 12+ members on 3 seeds and 15+ mutants on
 one: an hour or two on 2 cores, so run it in the background::
 
     python bench/bench_population.py [--seeds 1234 1 2] [--box gradescope] [--only NAME ...]
-        [--members-only | --mutants-only] [--small] [--jobs N] [--json OUT.json]
+        [--members-only | --mutants-only] [--small] [--jobs N | --cores 1] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write every grade's measurements here")
     parser.add_argument("--jobs", type=int, default=1,
                         help="grades at once; on the machine's cores each is pinned to one core")
+    parser.add_argument("--cores", default=None, help="pin every grade to these cores (a taskset list, e.g. 1)")
     args = parser.parse_args(argv)
 
     found_members, found_mutants = members(), mutants()
@@ -95,7 +96,9 @@ def main(argv=None) -> int:
 
     def grade_row(index: int, name: str, expected, seed: int) -> None:
         # With several jobs, each grade is pinned to one core (in a box, each gets its own box).
-        cores = str(index % len(os.sched_getaffinity(0))) if args.jobs > 1 and box is None else None
+        cores = args.cores
+        if cores is None and args.jobs > 1 and box is None:
+            cores = str(index % len(os.sched_getaffinity(0)))
         with tempfile.TemporaryDirectory() as work:
             submission = write_submission(name, Path(work) / name)
             run = grade_once(submission, small=args.small, box=box, seed=seed, cores=cores)
