@@ -62,9 +62,10 @@ class GradeConfig:
                                                                 max_processes=512))
     # The whole grade, children included, ends within this time (Gradescope's limit is 600 s).
     total_seconds: float = 560.0
-    # The share of the time left after the unit checks that the VAE's training may use;
-    # the CVAE gets whatever the VAE leaves.
-    vae_time_share: float = 0.5
+    # Seconds kept for the CVAE's child whatever the VAE's child does. Within what is left, the
+    # VAE's child starts no epoch unless one more epoch of the CVAE (as long as its own last epoch)
+    # and the CVAE child's start-up still fit after it; the CVAE gets whatever the VAE leaves.
+    cvae_reserve_seconds: float = 90.0
     # Stop training once the bar is met (off: train every model for its whole cap, to calibrate).
     early_stop: bool = True
     # Thresholds of the checks.

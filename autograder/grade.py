@@ -162,16 +162,20 @@ class Grader:
         """Seconds until the deadline, less the reserve for scoring and writing the results."""
         return self.deadline - time.monotonic() - RESERVE_SECONDS
 
-    def train(self, task: str, request: Path, limits: Limits, share: float, watch=None) -> ChildRun:
-        """Run a training task with ``share`` of the time left; ``watch`` as in ``run``.
+    def train(self, task: str, request: Path, limits: Limits, keep_seconds: float = 0.0, watch=None,
+              keep_epoch: bool = False) -> ChildRun:
+        """Run a training task with the time left but ``keep_seconds``; ``watch`` as in ``run``.
 
         The child's own training budget ends ``TRAIN_MARGIN_SECONDS`` before its
-        time limit: it starts no epoch that would not finish by then, so that
-        its time limit only ever stops a run whose epochs got slower.
+        time limit: it starts no epoch that would not finish by then (with
+        ``keep_epoch``, no epoch unless one more epoch and a child's start-up
+        would still fit after it, for the next model), so that its time limit
+        only ever stops a run whose epochs got slower.
         """
-        seconds = min(limits.wall_seconds, share * self.seconds_left())
+        seconds = min(limits.wall_seconds, self.seconds_left() - keep_seconds)
         limits = dataclasses.replace(limits, wall_seconds=max(seconds, 5.0))
-        return self.run(task, request, limits, [f"{max(seconds - TRAIN_MARGIN_SECONDS, 0.0):.1f}"], watch)
+        budget = [f"{max(seconds - TRAIN_MARGIN_SECONDS, 0.0):.1f}", "keep-epoch" if keep_epoch else "last"]
+        return self.run(task, request, limits, budget, watch)
 
     def run(self, task: str, request: Path, limits: Limits, extra: list[str] | None = None,
             watch=None) -> ChildRun:
@@ -438,7 +442,8 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
     if import_failure:
         vae_run = cvae_run = import_failure
     else:
-        vae_run = grader.train("train_vae", train_path, config.train_limits, config.vae_time_share)
+        vae_run = grader.train("train_vae", train_path, config.train_limits, config.cvae_reserve_seconds,
+                               keep_epoch=True)
     # Training runs the code the unit checks test: a failing training check names those that lost points.
     upstream = [checks.CHECKS_BY_KEY[key].name for key, outcome in outcomes.items()
                 if outcome.fraction < 1 and key != "one_hot"]
@@ -446,7 +451,7 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
         vae_run.arrays, train, vae_run.child, config), upstream)))
     judge = GenerationJudge(classifier, train["cvae.sample_labels"], config.generation_full_credit, sandbox)
     if not import_failure:
-        cvae_run = grader.train("train_cvae", train_path, config.train_limits, 1.0, judge)
+        cvae_run = grader.train("train_cvae", train_path, config.train_limits, watch=judge)
     stats, problem, grid = score_generation(cvae_run, train, arrays.train_images, classifier)
     story = ""
     if "cvae.epoch_seconds" in cvae_run.arrays:

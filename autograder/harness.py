@@ -19,6 +19,8 @@ import numpy as np
 
 # When this process started: the training budget counts from here.
 STARTED = time.monotonic()
+# What a training child needs before its first epoch (TensorFlow, the data, the model), with margin.
+NEXT_CHILD_SECONDS = 30.0
 MAX_ERROR_CHARS = 1500
 INPUT_SIZE = 28 * 28
 NUM_CLASSES = 10
@@ -400,7 +402,7 @@ def run_units(request, result, only=None):
             result.run(name, PROBES[name], *needed, request)
 
 
-def run_training(request, result, is_cvae, seconds=None):
+def run_training(request, result, is_cvae, seconds=None, keep_epoch=False):
     """Train the submission's model under the grader's budget, then decode the grader's codes."""
     modules = {}
     vae = import_submission(result, "vae", modules)
@@ -410,7 +412,7 @@ def run_training(request, result, is_cvae, seconds=None):
     seed_everything(request["seed"])
     name = "cvae" if is_cvae else "vae"
     result.run(name, train_and_decode, vae, assignment, request, is_cvae,
-               lambda arrays: result.publish(name, arrays), seconds)
+               lambda arrays: result.publish(name, arrays), seconds, keep_epoch)
 
 
 def grader_decision(epoch, timeout):
@@ -445,14 +447,16 @@ def evaluate(model, request, is_cvae):
     return outputs
 
 
-def train_and_decode(vae, assignment, request, is_cvae, publish=None, seconds=None):
+def train_and_decode(vae, assignment, request, is_cvae, publish=None, seconds=None, keep_epoch=False):
     """Train epoch by epoch until the model meets the bar, the epoch cap or the time budget.
 
     After every epoch the model is evaluated on the grader's inputs and the
     arrays are published (saved), so that a run stopped by its time limit
     still leaves the model of its last finished epoch. ``seconds`` is the
     training budget, counted from the start of this process: no epoch starts
-    that the last one's duration says would not end within it.
+    that the last one's duration says would not end within it; with
+    ``keep_epoch``, not unless one more epoch as long and the next child's
+    start-up would still fit after it (the CVAE trains after the VAE).
     """
     prefix = "cvae" if is_cvae else "vae"
     latent = int(request[f"{prefix}_latent_size"])
@@ -482,7 +486,9 @@ def train_and_decode(vae, assignment, request, is_cvae, publish=None, seconds=No
         if publish is not None:
             publish(outputs)
         epoch = len(history["metric"])
-        out_of_time = seconds is not None and time.monotonic() - STARTED + history["epoch_seconds"][-1] > seconds
+        last = history["epoch_seconds"][-1]
+        needed = last + (last + NEXT_CHILD_SECONDS if keep_epoch else 0.0)
+        out_of_time = seconds is not None and time.monotonic() - STARTED + needed > seconds
         if epoch == max_epochs or out_of_time:
             break
         if is_cvae:
@@ -509,7 +515,8 @@ def main(argv):
         run_units(request, result, only=task[len("unit:"):])
     elif task in ("train_vae", "train_cvae"):
         seconds = float(argv[4]) if len(argv) > 4 else None
-        run_training(request, result, is_cvae=task == "train_cvae", seconds=seconds)
+        keep_epoch = len(argv) > 5 and argv[5] == "keep-epoch"
+        run_training(request, result, is_cvae=task == "train_cvae", seconds=seconds, keep_epoch=keep_epoch)
     else:
         raise SystemExit(f"unknown task {task}")
     return 0

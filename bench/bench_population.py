@@ -61,6 +61,17 @@ def verdict(expected_checks: tuple[str, ...] | None, results: dict) -> tuple[boo
     return all(key in lost for key in expected_checks) and not stray, lost
 
 
+def markdown_table(rows: list[dict], box) -> str:
+    """The rows as a Markdown table, in plan order, for BENCHMARKS.md."""
+    memory = "box peak (MB)" if box else "peak RSS, all processes (MB)"
+    lines = [f"| submission | seed | score | lost points on | VAE epochs | CVAE epochs | wall (s) | {memory} |",
+             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        lines.append(f"| {row['name']} | {row['seed']} | {row['score']:g} | {', '.join(row['lost']) or '-'} | "
+                     f"{row['vae_epochs']} | {row['cvae_epochs']} | {row['wall_seconds']:.0f} | {row['peak_mb']} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1234, 1, 2],
@@ -76,6 +87,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=1,
                         help="grades at once; on the machine's cores each is pinned to one core")
     parser.add_argument("--cores", default=None, help="pin every grade to these cores (a taskset list, e.g. 1)")
+    parser.add_argument("--markdown", action="store_true", help="also print the rows as a Markdown table")
     args = parser.parse_args(argv)
 
     found_members, found_mutants = members(), mutants()
@@ -129,6 +141,8 @@ def main(argv=None) -> int:
                 future.result()
     except BoxError as error:
         raise SystemExit(f"error: {error}") from None
+    if args.markdown:
+        print(markdown_table(rows, box))
     correct = [r for r in rows if r["kind"] == "member"]
     print(f"members: {sum(r['right'] for r in correct)}/{len(correct)} full marks; mutants: "
           f"{sum(r['right'] for r in rows if r['kind'] == 'mutant')}/{len(rows) - len(correct)} lose points "
