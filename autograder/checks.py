@@ -511,6 +511,9 @@ class GenerationStats:
     within_digit_std: float
     copied_fraction: float
     median_nearest_distance: float
+    # Mean pixel std across the ten labels for one code, and across codes for one label (None if unknown).
+    label_spread: float | None = None
+    code_spread: float | None = None
 
 
 def nearest_training_distances(samples: np.ndarray, train_images: np.ndarray, chunk: int = 8192) -> np.ndarray:
@@ -525,7 +528,15 @@ def nearest_training_distances(samples: np.ndarray, train_images: np.ndarray, ch
     return np.sqrt(np.maximum(best, 0.0))
 
 
-def generation_stats(samples, labels, probabilities, train_images) -> GenerationStats:
+def sweep_spreads(sweep) -> tuple[float | None, float | None]:
+    """(label spread, code spread) of a (10 codes x 10 labels, 1, 28, 28) sweep of the decoder."""
+    if sweep is None or np.shape(sweep) != (NUM_CLASSES * NUM_CLASSES, 1, 28, 28) or not np.isfinite(sweep).all():
+        return None, None
+    grid = np.asarray(sweep).reshape(NUM_CLASSES, NUM_CLASSES, -1)
+    return float(grid.std(axis=1).mean()), float(grid.std(axis=0).mean())
+
+
+def generation_stats(samples, labels, probabilities, train_images, sweep=None) -> GenerationStats:
     predicted = probabilities.argmax(axis=1)
     per_digit = [float(np.mean(predicted[labels == d] == d)) for d in range(NUM_CLASSES)]
     flat = samples.reshape(len(samples), -1)
@@ -535,6 +546,7 @@ def generation_stats(samples, labels, probabilities, train_images) -> Generation
         accuracy=float(np.mean(predicted == labels)), per_digit=per_digit, within_digit_std=within,
         copied_fraction=float(np.mean(distances < COPY_DISTANCE)),
         median_nearest_distance=float(np.median(distances)),
+        label_spread=sweep_spreads(sweep)[0], code_spread=sweep_spreads(sweep)[1],
     )
 
 
@@ -572,7 +584,14 @@ def check_cvae_generation(stats: GenerationStats | None, problem: str | None, fu
         return Outcome(1.0, details, "html")
     fraction = float(np.clip((stats.accuracy - zero_credit) / (full_credit - zero_credit), 0.0, 1.0))
     worst = int(np.argmin(stats.per_digit))
+    label_use = ""
+    if stats.label_spread is not None:
+        label_use = (f" Decoding one z with the ten labels changes the image by {stats.label_spread:.3f} (mean "
+                     f"pixel std across labels); changing z with the label fixed changes it by "
+                     f"{stats.code_spread:.3f}.")
+        if stats.label_spread < 1e-6:
+            label_use += " The decoder's output does not depend on the label at all."
     details = (f"<p>Below full credit: the classifier recognises {stats.accuracy:.0%} of your samples as the "
-               f"digit they were drawn for (the worst digit: {worst}, {stats.per_digit[worst]:.0%}).</p>"
+               f"digit they were drawn for (the worst digit: {worst}, {stats.per_digit[worst]:.0%}).{label_use}</p>"
                + details)
     return Outcome(fraction, details, "html")

@@ -312,7 +312,7 @@ def score_generation(run: ChildRun, request: dict, train_images, classifier: Num
     if not np.isfinite(samples).all() or samples.min() < -1e-6 or samples.max() > 1 + 1e-6:
         return None, "The decoder's samples are NaN, infinite or outside [0, 1].", ""
     probabilities = classifier.probabilities(samples)
-    stats = checks.generation_stats(samples, labels, probabilities, train_images)
+    stats = checks.generation_stats(samples, labels, probabilities, train_images, run.arrays.get("cvae.label_sweep"))
     grid = sample_grid_html(first_samples_per_digit(samples, labels))
     return stats, None, grid
 

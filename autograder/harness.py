@@ -444,6 +444,12 @@ def evaluate(model, request, is_cvae):
         labels = request["cvae.sample_labels"].astype(np.int64)
         outputs["samples"], _ = as_images(
             model.decoder(tf.concat([tf.constant(z), tf.one_hot(labels, NUM_CLASSES)], axis=-1)), "samples")
+        # The first ten codes, each decoded with every label: how much the label changes the image.
+        sweep_z = np.repeat(z[:NUM_CLASSES], NUM_CLASSES, axis=0)
+        sweep_labels = np.tile(np.arange(NUM_CLASSES), NUM_CLASSES)
+        outputs["label_sweep"], _ = as_images(
+            model.decoder(tf.concat([tf.constant(sweep_z), tf.one_hot(sweep_labels, NUM_CLASSES)], axis=-1)),
+            "samples")
     return outputs
 
 

@@ -295,3 +295,22 @@ def test_a_failing_training_check_names_the_unit_checks_that_lost_points():
     assert with_upstream(failing, []).feedback == failing.feedback
     html_outcome = with_upstream(checks.Outcome(0.5, "<p>x</p>", "html"), ["train_vae"])
     assert html_outcome.feedback.startswith("<p>Training runs the code")
+
+
+def test_generation_below_full_credit_reports_how_much_the_label_changes_the_image():
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, size=(100, 28, 28), dtype=np.uint8)
+    labels = np.repeat(np.arange(10), 20)
+    wrong = np.eye(10)[(labels + 3) % 10]
+    samples = rng.uniform(size=(200, 1, 28, 28))
+    codes = rng.uniform(size=(10, 1, 1, 28, 28))
+    deaf = np.repeat(codes, 10, axis=1).reshape(100, 1, 28, 28)
+    stats = checks.generation_stats(samples, labels, wrong, train, deaf)
+    assert stats.label_spread < 1e-9 and stats.code_spread > 0.2
+    outcome = checks.check_cvae_generation(stats, None, 0.9, 0.2)
+    assert "changes the image by 0.000" in outcome.feedback
+    assert "does not depend on the label at all" in outcome.feedback
+    listening = rng.uniform(size=(100, 1, 28, 28))
+    outcome = checks.check_cvae_generation(checks.generation_stats(samples, labels, wrong, train, listening),
+                                           None, 0.9, 0.2)
+    assert "changes the image by" in outcome.feedback and "not depend" not in outcome.feedback

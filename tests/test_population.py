@@ -4,7 +4,8 @@
 budget (an hour or more); here every member and mutant goes through the unit
 checks (seconds each), and representative submissions get a whole grade with
 the real budget: a member that brings its own optimizer and prints every
-batch, and a member whose only slip is a decoder that returns flat images.
+batch, an eager-only member (``.numpy()`` and static shapes in its loss), and
+a submission whose only slip is a decoder that returns flat images.
 """
 
 import json
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.slow
 MEMBERS = members()
 MUTANTS = mutants()
 # Full grades with the real budget (a few minutes each).
-FULL_GRADE_MEMBERS = ("a_newadam",)
+FULL_GRADE_MEMBERS = ("a_newadam", "b_numpyloss")
 
 
 def quiet(_line):
