@@ -366,6 +366,7 @@ def training_story(result, prefix, child, cap: int, bar_met: str | None) -> str:
     """
     seconds = array(result, f"{prefix}.epoch_seconds")
     epochs = 0 if seconds is None else len(seconds)
+    # Timings vary from run to run: they are shown only where time decided how training ended.
     per_epoch = f" ({np.mean(seconds):.0f} s per epoch)" if epochs else ""
     error = result.get(f"{prefix}.error")
     if error:
@@ -373,9 +374,9 @@ def training_story(result, prefix, child, cap: int, bar_met: str | None) -> str:
     elif f"done.{prefix}" not in result:
         ended = f"The training run {child.detail} during epoch {epochs + 1}."
     elif bar_met:
-        ended = bar_met
+        ended, per_epoch = bar_met, ""
     elif epochs >= cap:
-        ended = f"Training reached the grader's cap of {epochs_text(cap)}."
+        ended, per_epoch = f"Training reached the grader's cap of {epochs_text(cap)}.", ""
     else:
         ended = ("Training stopped before the cap because the next epoch would not have ended within the "
                  "grade's time limit.")

@@ -51,7 +51,10 @@ def unit_request(config: GradeConfig, train_images, train_labels) -> dict:
     request["steps.labels"] = train_labels[steps]
     request["steps.eps"] = rng.normal(size=(256, 8)).astype(np.float32)
     request["steps.batch_size"] = np.int64(64)
-    request["steps.learning_rate"] = np.float64(1e-3)
+    # The grader's training rate: at 1e-3 the 8 steps lowered the loss of the smallest correct network
+    # of the calibration population (two layers of 128) by only 10.0%; at 3e-3 every member's loss
+    # falls by 45-50% (bench/bench_population.py, BENCHMARKS.md).
+    request["steps.learning_rate"] = np.float64(3e-3)
     return request
 
 

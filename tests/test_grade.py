@@ -42,7 +42,7 @@ BUGS = {
               "    return reconstruction / batch_size", {"loss_function"}, "KL term is missing"),
     "decoder_ignores_label": ("vae.py", "        x_hat = self.decoder(tf.concat([z, c], axis=-1))",
                               "        x_hat = self.decoder(tf.concat([z, tf.zeros_like(c)], axis=-1))",
-                              {"cvae_generation"}, "does not depend on the label at all"),
+                              {"cvae_generation"}, "Decoding one z with the ten labels changes the image by"),
     "never_steps_optimizer": ("assignment.py",
                               "            optimizer.apply_gradients(zip(gradients, model.trainable_variables))\n",
                               "", {"train_vae", "vae_training", "cvae_generation"}, "optimizer"),
