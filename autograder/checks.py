@@ -324,6 +324,21 @@ def malformed(result, prefix, images) -> str | None:
     return None
 
 
+def invalid_outputs(result, prefix) -> str:
+    """What makes a trained model's outputs unusable for the loss (NaN, infinities, x_hat outside [0, 1])."""
+    problems = []
+    for name, label in (("mu", "mu"), ("logvar", "logvar"), ("x_hat", "the decoder's output")):
+        value = array(result, f"{prefix}.{name}")
+        if value is not None and not np.isfinite(value).all():
+            problems.append(f"{label} contains NaN or infinite values")
+    x_hat, logvar = array(result, f"{prefix}.x_hat"), array(result, f"{prefix}.logvar")
+    if x_hat is not None and np.isfinite(x_hat).all() and (x_hat.min() < -1e-6 or x_hat.max() > 1 + 1e-6):
+        problems.append(f"the decoder's output ranges from {x_hat.min():.3f} to {x_hat.max():.3f}, outside [0, 1]")
+    if logvar is not None and np.isfinite(logvar).all() and logvar.max() > 80:
+        problems.append(f"logvar reaches {logvar.max():.0f}, so exp(logvar) overflows")
+    return "; ".join(problems)
+
+
 def grader_loss(result, prefix, images, clip: bool = False) -> float | None:
     """The grader's negative ELBO from the child's mu, logvar and decoded x_hat (None if malformed).
 
@@ -494,7 +509,8 @@ def check_vae_training(result, request, child, config) -> Outcome:
     bar_met = f"It stopped once the loss was below {threshold:g}." if loss < threshold else None
     story = training_story(result, "vae", child, cap, bar_met)
     if not np.isfinite(loss):
-        return failed("After training, the model's outputs are NaN, infinite or out of range. " + story + history)
+        return failed(f"After training, {invalid_outputs(result, 'vae') or 'the loss is not finite'}, so the "
+                      f"loss cannot be measured. {story}{history}")
     text = (f"Negative ELBO per image on {len(images)} training images: {loss:.1f} (below {threshold:g} earns "
             f"full credit; the grader trains at most {epochs_text(cap)} and stops as soon as it is). "
             f"{story}{history}")

@@ -315,3 +315,14 @@ def test_generation_below_full_credit_reports_how_much_the_label_changes_the_ima
     outcome = checks.check_cvae_generation(checks.generation_stats(samples, labels, wrong, train, listening),
                                            None, 0.9, 0.2)
     assert "changes the image by" in outcome.feedback and "not depend" not in outcome.feedback
+
+
+def test_vae_training_names_what_makes_the_outputs_unusable(binary_images):
+    request = training_request(binary_images)
+    linear = np.full((50, 1, 28, 28), 1.5)
+    outcome = checks.check_vae_training(trained(binary_images, linear, [200.0] * 6), request, child(), GradeConfig())
+    assert outcome.fraction == 0 and "ranges from 1.500 to 1.500, outside [0, 1]" in outcome.feedback
+    diverged = dict(trained(binary_images, np.full((50, 1, 28, 28), np.nan), [np.nan] * 6),
+                    **{"vae.mu": np.full((50, 4), np.nan)})
+    outcome = checks.check_vae_training(diverged, request, child(), GradeConfig())
+    assert "mu contains NaN" in outcome.feedback and "the decoder's output contains NaN" in outcome.feedback
