@@ -41,7 +41,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("train_vae", "train_vae", 10,
               "a few batches lower the loss; the returned total has the right size"),
     CheckSpec("vae_training", "VAE training", 15,
-              "the VAE trained with your train_vae until its loss is below 120 (at most 6 epochs)"),
+              "the VAE trained with your train_vae until its loss is below 120 (at most 8 epochs)"),
     CheckSpec("cvae_generation", "CVAE generation", 25,
               "the CVAE trained the same way (at most 4 epochs); 100 samples per digit scored by a "
               "pretrained classifier: above 90% is full credit"),

@@ -27,7 +27,7 @@ class Budget:
     train_images: int = 60_000
     batch_size: int = 128
     learning_rate: float = 3e-3
-    vae_epochs: int = 6
+    vae_epochs: int = 8
     vae_latent_size: int = 15
     cvae_epochs: int = 4
     cvae_latent_size: int = 2
