@@ -66,7 +66,14 @@ def test_reparametrize_gradient_check(request_):
     assert checks.check_reparametrize_gradient(good, request_, "").fraction == 1.0
     detached = dict(good, **{"reparametrize_gradient.grad_logvar": np.zeros_like(mu)})
     outcome = checks.check_reparametrize_gradient(detached, request_, "")
-    assert outcome.fraction == 0.5 and "logvar" in outcome.feedback
+    assert outcome.fraction == 0.5 and "d z / d logvar should be (z - mu) / 2" in outcome.feedback
+    cut = dict(detached, **{"reparametrize_gradient.missing_logvar": np.array(1.0),
+                            "reparametrize_gradient.missing_mu": np.array(0.0)})
+    outcome = checks.check_reparametrize_gradient(cut, request_, "")
+    assert outcome.fraction == 0.5 and "no gradient reaches logvar: tape.gradient returned None" in outcome.feedback
+    sigma_as_variance = dict(good, **{"reparametrize_gradient.grad_logvar": weights * (z - mu)})
+    outcome = checks.check_reparametrize_gradient(sigma_as_variance, request_, "")
+    assert "sigma is exp(logvar) where it should be exp(logvar / 2)" in outcome.feedback
 
 
 def batches(request_):
@@ -145,7 +152,7 @@ def test_generation_check_gates_on_diversity_and_copies():
     collapsed = np.repeat(novel[labels == 0][:1], 200, axis=0)
     outcome = checks.check_cvae_generation(checks.generation_stats(collapsed, labels, confident, train),
                                            None, 0.9, 0.2)
-    assert outcome.fraction == 0.0 and "ignores z" in outcome.feedback
+    assert outcome.fraction == 0.0 and "barely depends on z" in outcome.feedback
 
     copies = train[rng.choice(500, 200)].astype(np.float64)[:, None] / 255.0
     outcome = checks.check_cvae_generation(checks.generation_stats(copies, labels, confident, train),
