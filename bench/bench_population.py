@@ -61,14 +61,20 @@ def verdict(expected_checks: tuple[str, ...] | None, results: dict) -> tuple[boo
     return all(key in lost for key in expected_checks) and not stray, lost
 
 
+CHILD_PEAK = re.compile(r"peak (\d+) MB")
+
+
 def markdown_table(rows: list[dict], box) -> str:
     """The rows as a Markdown table, in plan order, for BENCHMARKS.md."""
     memory = "box peak (MB)" if box else "peak RSS, all processes (MB)"
-    lines = [f"| submission | seed | score | lost points on | VAE epochs | CVAE epochs | wall (s) | {memory} |",
-             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+    lines = [f"| submission | seed | score | lost points on | VAE epochs | CVAE epochs | wall (s) | {memory} | "
+             "largest child's peak RSS (MB) |",
+             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
+        child = max((int(m) for line in row["log"] for m in CHILD_PEAK.findall(line)), default=0)
         lines.append(f"| {row['name']} | {row['seed']} | {row['score']:g} | {', '.join(row['lost']) or '-'} | "
-                     f"{row['vae_epochs']} | {row['cvae_epochs']} | {row['wall_seconds']:.0f} | {row['peak_mb']} |")
+                     f"{row['vae_epochs']} | {row['cvae_epochs']} | {row['wall_seconds']:.0f} | {row['peak_mb']} | "
+                     f"{child} |")
     return "\n".join(lines)
 
 
