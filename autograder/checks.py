@@ -218,14 +218,16 @@ def check_reparametrize_gradient(result, request, child_detail) -> Outcome:
     if z.shape != mu.shape or grad_mu.shape != mu.shape or grad_logvar.shape != mu.shape:
         return failed(f"Expected z and both gradients with the shape of mu {shape_text(mu.shape)}.")
     want_logvar = weights * 0.5 * (z - mu)
-    mu_ok = np.allclose(grad_mu, weights, rtol=1e-3, atol=1e-5)
-    logvar_ok = np.allclose(grad_logvar, want_logvar, rtol=1e-3, atol=1e-4)
+    missing = {name: array(result, f"reparametrize_gradient.missing_{name}") for name in ("mu", "logvar")}
+    missing = {name: flag is not None and flag.size == 1 and flag.item() == 1 for name, flag in missing.items()}
+    # A gradient that does not exist is wrong even where its right value would be 0 (z equal to mu).
+    mu_ok = not missing["mu"] and np.allclose(grad_mu, weights, rtol=1e-3, atol=1e-5)
+    logvar_ok = not missing["logvar"] and np.allclose(grad_logvar, want_logvar, rtol=1e-3, atol=1e-4)
     if mu_ok and logvar_ok:
         return passed("d z / d mu = 1 and d z / d logvar = (z - mu) / 2, as expected.")
     problems = []
     for name, ok in (("mu", mu_ok), ("logvar", logvar_ok)):
-        flag = array(result, f"reparametrize_gradient.missing_{name}")
-        if not ok and flag is not None and flag.size == 1 and flag.item() == 1:
+        if missing[name]:
             problems.append(f"no gradient reaches {name}: tape.gradient returned None, so z is not computed "
                             f"from {name} with TensorFlow operations (a NumPy step or a .numpy() call cuts the tape)")
         elif not ok and name == "mu":
@@ -380,7 +382,7 @@ def flat_decoder_note(result, prefix) -> str:
             "(N, 1, 28, 28) for this check (the forward-pass checks take the points for the shape).")
 
 
-def training_story(result, prefix, child, cap: int, bar_met: str | None) -> str:
+def training_story(result, prefix, child_detail: str, cap: int, bar_met: str | None) -> str:
     """How the training run went: epochs, why it stopped, and notes that cost no points.
 
     ``bar_met`` is the sentence saying the model met its check's bar after the
@@ -394,7 +396,7 @@ def training_story(result, prefix, child, cap: int, bar_met: str | None) -> str:
     if error:
         ended = f"Training stopped in epoch {epochs + 1} with an error: `{error}`."
     elif f"done.{prefix}" not in result:
-        ended = f"The training run {child.detail} during epoch {epochs + 1}."
+        ended = f"The training run {child_detail} during epoch {epochs + 1}."
     elif bar_met:
         ended, per_epoch = bar_met, ""
     elif epochs >= cap:
@@ -490,7 +492,7 @@ UNIT_CHECKS = {
 }
 
 
-def check_vae_training(result, request, child, config) -> Outcome:
+def check_vae_training(result, request, child_detail: str, config) -> Outcome:
     """The negative ELBO of the VAE that the grader trained with the submission's ``train_vae``."""
     images = request["eval.images"]
     threshold = config.vae_loss_threshold
@@ -499,9 +501,11 @@ def check_vae_training(result, request, child, config) -> Outcome:
         error = error_of(result, "vae")
         if error:
             return failed(f"Training raised an error before the first epoch ended: `{error}`")
+        if not result:
+            return failed(f"No result came back: the training run {child_detail}.")
         if "started.vae" in result:
-            return failed(f"No epoch finished: the training run {child.detail} during the first epoch.")
-        return failed(f"Training did not start: the training run {child.detail}.")
+            return failed(f"No epoch finished: the training run {child_detail} during the first epoch.")
+        return failed(f"Training did not start: the training run {child_detail}.")
     problem = malformed(result, "vae", images)
     if problem:
         return failed(f"After training, {problem}, so the loss could not be measured.")
@@ -514,7 +518,7 @@ def check_vae_training(result, request, child, config) -> Outcome:
     if returned is not None:
         history += " Your train_vae returned " + ", ".join(f"{v:.0f}" for v in returned) + "."
     bar_met = f"It stopped once the loss was below {threshold:g}." if loss < threshold else None
-    story = training_story(result, "vae", child, cap, bar_met)
+    story = training_story(result, "vae", child_detail, cap, bar_met)
     if not np.isfinite(loss):
         return failed(f"After training, {invalid_outputs(result, 'vae') or 'the loss is not finite'}, so the "
                       f"loss cannot be measured. {story}{history}")

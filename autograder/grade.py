@@ -57,9 +57,14 @@ class ChildRun:
 
     arrays: dict
     child: ChildResult
+    # A result file was there but was refused (too large, not a plain NumPy archive).
+    refused: bool = False
 
     @property
     def detail(self) -> str:
+        if self.child.status == "ok" and self.refused:
+            return ("finished, but its result file was refused (larger than 256 MB once unpacked, or not a plain "
+                    "NumPy archive)")
         if self.child.status == "ok":
             return ("ended with exit status 0 before it finished: something in the submission ended the process "
                     "(os._exit or a similar call)")
@@ -104,6 +109,20 @@ def thread_settings(cpus: float) -> dict[str, str]:
         return {}
     threads = str(max(1, int(cpus)))
     return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "OMP_NUM_THREADS": threads}
+
+
+def result_file_refused(path: Path) -> bool:
+    """Whether a result file is there but ``load_result_file`` found nothing to read in it.
+
+    The harness saves an empty archive before its first step, which is not a refusal.
+    """
+    if not os.path.lexists(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.infolist())
+    except (OSError, zipfile.BadZipFile):
+        return True
 
 
 class Grader:
@@ -209,7 +228,7 @@ class Grader:
                 watcher.join()
         arrays = load_result_file(output)
         self.log(f"  {task}: {child.status} in {child.seconds:.1f} s, peak {child.peak_rss_mb:.0f} MB")
-        return ChildRun(arrays, child)
+        return ChildRun(arrays, child, refused=not arrays and result_file_refused(output))
 
 
 class GenerationJudge:
@@ -302,9 +321,11 @@ def score_generation(run: ChildRun, request: dict, train_images, classifier: Num
         error = checks.error_of(run.arrays, "cvae")
         if error and "cvae.metric" not in run.arrays:
             return None, f"Training raised an error before the first epoch ended: `{error}`", ""
+        if not run.arrays:
+            return None, f"No result came back: the training run {run.detail}.", ""
         if "started.cvae" in run.arrays:
-            return None, f"No epoch finished: the training run {run.child.detail} during the first epoch.", ""
-        return None, f"Training did not start: the training run {run.child.detail}.", ""
+            return None, f"No epoch finished: the training run {run.detail} during the first epoch.", ""
+        return None, f"Training did not start: the training run {run.detail}.", ""
     if not isinstance(samples, np.ndarray) or samples.shape != (len(labels), 1, 28, 28):
         shape = checks.shape_text(np.shape(samples))
         return None, (f"Expected samples of shape ({len(labels)}, 1, 28, 28) or ({len(labels)}, 784) from the "
@@ -356,8 +377,10 @@ def training_blocker(units: ChildRun) -> ChildRun | None:
     if errors:
         return ChildRun(errors, units.child)
     if stopped_at in ("import_vae", "import_assignment"):
-        return ChildRun({}, dataclasses.replace(units.child, detail=f"did not finish importing "
-                                                f"{stopped_at[len('import_'):]}.py: it {units.child.detail}"))
+        # The stand-in did not finish normally, whatever the status of the run it stands for.
+        status = "exit" if units.child.status == "ok" else units.child.status
+        return ChildRun({}, dataclasses.replace(units.child, status=status, detail=f"did not finish importing "
+                                                f"{stopped_at[len('import_'):]}.py: it {units.detail}"))
     return None
 
 
@@ -448,7 +471,7 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
     upstream = [checks.CHECKS_BY_KEY[key].name for key, outcome in outcomes.items()
                 if outcome.fraction < 1 and key != "one_hot"]
     tests.append(test_result("vae_training", with_upstream(checks.check_vae_training(
-        vae_run.arrays, train, vae_run.child, config), upstream)))
+        vae_run.arrays, train, vae_run.detail, config), upstream)))
     judge = GenerationJudge(classifier, train["cvae.sample_labels"], config.generation_full_credit, sandbox)
     if not import_failure:
         cvae_run = grader.train("train_cvae", train_path, config.train_limits, watch=judge)
@@ -457,7 +480,7 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
     if "cvae.epoch_seconds" in cvae_run.arrays:
         met = stats is not None and stats.accuracy > config.generation_full_credit
         story = checks.training_story(
-            cvae_run.arrays, "cvae", cvae_run.child, int(train["cvae_epochs"]),
+            cvae_run.arrays, "cvae", cvae_run.detail, int(train["cvae_epochs"]),
             f"It stopped once the classifier recognised more than {config.generation_full_credit:.0%} of the "
             "samples." if met else None)
     generation = checks.check_cvae_generation(stats, problem, config.generation_full_credit,
