@@ -382,6 +382,18 @@ def flat_decoder_note(result, prefix) -> str:
             "(N, 1, 28, 28) for this check (the forward-pass checks take the points for the shape).")
 
 
+def no_epoch_finished(result, prefix, child_detail: str) -> str:
+    """Why a training run left no finished epoch: an error, no result at all, or how the run ended."""
+    error = error_of(result, prefix)
+    if error:
+        return f"Training raised an error before the first epoch ended: `{error}`"
+    if not result:
+        return f"No result came back: the training run {child_detail}."
+    if f"started.{prefix}" in result:
+        return f"No epoch finished: the training run {child_detail} during the first epoch."
+    return f"Training did not start: the training run {child_detail}."
+
+
 def training_story(result, prefix, child_detail: str, cap: int, bar_met: str | None) -> str:
     """How the training run went: epochs, why it stopped, and notes that cost no points.
 
@@ -497,15 +509,8 @@ def check_vae_training(result, request, child_detail: str, config) -> Outcome:
     images = request["eval.images"]
     threshold = config.vae_loss_threshold
     cap = int(request["vae_epochs"])
-    if "vae.mu" not in result:
-        error = error_of(result, "vae")
-        if error:
-            return failed(f"Training raised an error before the first epoch ended: `{error}`")
-        if not result:
-            return failed(f"No result came back: the training run {child_detail}.")
-        if "started.vae" in result:
-            return failed(f"No epoch finished: the training run {child_detail} during the first epoch.")
-        return failed(f"Training did not start: the training run {child_detail}.")
+    if "vae.epoch_seconds" not in result:
+        return failed(no_epoch_finished(result, "vae", child_detail))
     problem = malformed(result, "vae", images)
     if problem:
         return failed(f"After training, {problem}, so the loss could not be measured.")

@@ -10,6 +10,7 @@ block, so whatever the submission does, a valid results file is the grader's.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import io
 import os
@@ -317,15 +318,8 @@ def score_generation(run: ChildRun, request: dict, train_images, classifier: Num
     """Classify the CVAE's samples; returns (stats, problem, grid) with stats None when none can be scored."""
     samples = run.arrays.get("cvae.samples")
     labels = request["cvae.sample_labels"]
-    if samples is None:
-        error = checks.error_of(run.arrays, "cvae")
-        if error and "cvae.metric" not in run.arrays:
-            return None, f"Training raised an error before the first epoch ended: `{error}`", ""
-        if not run.arrays:
-            return None, f"No result came back: the training run {run.detail}.", ""
-        if "started.cvae" in run.arrays:
-            return None, f"No epoch finished: the training run {run.detail} during the first epoch.", ""
-        return None, f"Training did not start: the training run {run.detail}.", ""
+    if "cvae.epoch_seconds" not in run.arrays:
+        return None, checks.no_epoch_finished(run.arrays, "cvae", run.detail), ""
     if not isinstance(samples, np.ndarray) or samples.shape != (len(labels), 1, 28, 28):
         shape = checks.shape_text(np.shape(samples))
         return None, (f"Expected samples of shape ({len(labels)}, 1, 28, 28) or ({len(labels)}, 784) from the "
@@ -429,17 +423,11 @@ def unit_outcomes(grader: Grader, config: GradeConfig, arrays) -> tuple[dict[str
 def check_units(submission: Path, config: GradeConfig | None = None, log=print) -> dict[str, checks.Outcome]:
     """Only the unit checks of ``submission``, without training: a quick verdict for tests."""
     config = config or GradeConfig()
-    work = Path(tempfile.mkdtemp(prefix="units-"))
-    try:
-        os.chmod(work, 0o711)
-        sandbox = work / "sandbox"
-        sandbox.mkdir()
+    with work_folder("units-", log) as sandbox:
         arrays = load_data()
         copy_submission(Path(submission), sandbox)
         grader = Grader(sandbox, config, log, time.monotonic() + config.total_seconds)
         return unit_outcomes(grader, config, arrays)[0]
-    finally:
-        remove_work_folder(work, log)
 
 
 def load_classifier() -> NumpyClassifier:
@@ -513,6 +501,23 @@ def remove_work_folder(path: Path, log) -> None:
         log(f"warning: could not remove the grader's temporary folder {path}")
 
 
+@contextlib.contextmanager
+def work_folder(prefix: str, log):
+    """A fresh temporary folder of the grader's with an empty ``sandbox`` inside; yields the sandbox.
+
+    The folder is removed afterwards, whatever the submission left in it.
+    """
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        # The child's user may pass through (not list) the grader's folder to its sandbox.
+        os.chmod(work, 0o711)
+        sandbox = work / "sandbox"
+        sandbox.mkdir()
+        yield sandbox
+    finally:
+        remove_work_folder(work, log)
+
+
 def grade(submission: Path, results_path: Path, config: GradeConfig | None = None, log=print) -> Report:
     """Grade ``submission`` and write Gradescope results to ``results_path`` (always).
 
@@ -522,28 +527,23 @@ def grade(submission: Path, results_path: Path, config: GradeConfig | None = Non
     start = time.monotonic()
     report = Report(tests=zero_report("Not graded: the grader stopped before this check."))
     grader_error = None
-    work = None
-    try:
-        lock_down([PACKAGE_DIR, CODE_DIR, Path(results_path).resolve().parent])
-        work = Path(tempfile.mkdtemp(prefix="grade-"))
-        # The child's user may pass through (not list) the grader's folder to its sandbox.
-        os.chmod(work, 0o711)
-        sandbox = work / "sandbox"
-        sandbox.mkdir()
-        report = grade_in(sandbox, Path(submission), config, log, start + config.total_seconds)
-    except SubmissionError as error:
-        report = Report(tests=zero_report(f"Not graded: {error}"), output=f"Not graded: {error}")
-    except Exception as error:  # noqa: BLE001 - the grader must still write its results
-        grader_error = f"{type(error).__name__}: {error}"
-        report = Report(tests=zero_report("Not graded: the autograder failed; this is not your fault, "
-                                          "tell the course staff."),
-                        output="The autograder failed; this is not your fault, tell the course staff.",
-                        error=grader_error)
-    finally:
-        report.execution_time = time.monotonic() - start
-        write_results(report, Path(results_path))
-        if work is not None:
-            remove_work_folder(work, log)
+    # The work folder is removed last, after the results are written, however long that takes.
+    with contextlib.ExitStack() as cleanup:
+        try:
+            lock_down([PACKAGE_DIR, CODE_DIR, Path(results_path).resolve().parent])
+            sandbox = cleanup.enter_context(work_folder("grade-", log))
+            report = grade_in(sandbox, Path(submission), config, log, start + config.total_seconds)
+        except SubmissionError as error:
+            report = Report(tests=zero_report(f"Not graded: {error}"), output=f"Not graded: {error}")
+        except Exception as error:  # noqa: BLE001 - the grader must still write its results
+            grader_error = f"{type(error).__name__}: {error}"
+            report = Report(tests=zero_report("Not graded: the autograder failed; this is not your fault, "
+                                              "tell the course staff."),
+                            output="The autograder failed; this is not your fault, tell the course staff.",
+                            error=grader_error)
+        finally:
+            report.execution_time = time.monotonic() - start
+            write_results(report, Path(results_path))
     if grader_error:
         raise GraderError(grader_error)
     return report

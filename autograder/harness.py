@@ -191,11 +191,17 @@ def encode_decode(model, is_cvae, images, labels, eps):
     mu = as_plain_array(mu, "mu")
     logvar = as_plain_array(logvar, "logvar")
     z = mu + np.exp(0.5 * np.clip(logvar, -30.0, 30.0)) * eps
-    z = tf.constant(z.astype(np.float32))
-    if is_cvae:
-        z = tf.concat([z, tf.one_hot(labels.astype(np.int64), NUM_CLASSES)], axis=-1)
-    x_hat, decoded_shape = as_images(model.decoder(z), "the decoder's output")
+    decoded = decode_with_labels(model, z, labels) if is_cvae else model.decoder(tf.constant(z.astype(np.float32)))
+    x_hat, decoded_shape = as_images(decoded, "the decoder's output")
     return {"mu": mu, "logvar": logvar, "x_hat": x_hat, "decoded_shape": decoded_shape}
+
+
+def decode_with_labels(model, z, labels):
+    """The CVAE's decoder on ``concat([z, one_hot(labels)])``; z: (N, Z), labels: (N,) integers."""
+    import tensorflow as tf
+
+    codes = tf.constant(np.asarray(z, dtype=np.float32))
+    return model.decoder(tf.concat([codes, tf.one_hot(np.asarray(labels, dtype=np.int64), NUM_CLASSES)], axis=-1))
 
 
 def negative_elbo(x_hat, images, mu, logvar):
@@ -217,6 +223,14 @@ def optimizer_steps(model):
         return int(as_plain_array(model.optimizer.iterations, "iterations"))
     except Exception:  # noqa: BLE001 - a replaced or missing optimizer is reported, not fatal
         return None
+
+
+def counting_steps(model, function, *args):
+    """``function(*args)`` and the steps ``model.optimizer`` took meanwhile (-1.0 when they cannot be counted)."""
+    before = optimizer_steps(model)
+    value = function(*args)
+    after = optimizer_steps(model)
+    return value, (-1.0 if before is None or after is None else float(after - before))
 
 
 # The unit probes: each calls one contract function on the grader's inputs.
@@ -298,11 +312,9 @@ def probe_cvae_forward(vae, request):
     x = tf.constant(request["forward.x"].astype(np.float32))
     c = tf.one_hot(request["forward.labels"].astype(np.int64), NUM_CLASSES)
     x_hat, mu, logvar = model(x, c)
-    z = request["forward.z"].astype(np.float32)
+    z = request["forward.z"]
     # Every z decoded with every label: (Z rows x 10 labels).
-    z_all = np.repeat(z, NUM_CLASSES, axis=0)
-    labels = np.tile(np.arange(NUM_CLASSES), len(z))
-    decoded = model.decoder(tf.concat([tf.constant(z_all), tf.one_hot(labels, NUM_CLASSES)], axis=-1))
+    decoded = decode_with_labels(model, np.repeat(z, NUM_CLASSES, axis=0), np.tile(np.arange(NUM_CLASSES), len(z)))
     return {"x_hat": x_hat, "mu": mu, "logvar": logvar, "decoded": decoded}
 
 
@@ -355,15 +367,13 @@ def probe_train_vae(vae, assignment, request):
     args = grader_args({"vae_latent_size": eps.shape[1], "cvae_latent_size": eps.shape[1],
                         "batch_size": batch_size, "vae_epochs": 1, "cvae_epochs": 1,
                         "learning_rate": request["steps.learning_rate"], "seed": request["seed"]}, False)
-    steps_before = optimizer_steps(model)
-    returned = with_trusted_loss((vae, assignment), assignment.train_vae, model, loader, args, False)
-    steps_after = optimizer_steps(model)
+    returned, steps = counting_steps(model, with_trusted_loss, (vae, assignment), assignment.train_vae, model,
+                                     loader, args, False)
     after = encode_decode(model, False, eval_images, eval_labels, eps)
     result = {f"before.{k}": v for k, v in before.items()}
     result.update({f"after.{k}": v for k, v in after.items()})
     result["returned"] = as_plain_array(returned, "train_vae's return value").reshape(-1)[:1]
-    result["grader_steps"] = np.array(-1.0 if steps_before is None or steps_after is None
-                                      else float(steps_after - steps_before))
+    result["grader_steps"] = np.array(steps)
     return result
 
 
@@ -434,22 +444,16 @@ def grader_decision(epoch, timeout):
 
 def evaluate(model, request, is_cvae):
     """The arrays the grader scores: the encodings and decodings of the grader's images and codes."""
-    import tensorflow as tf
-
     prefix = "cvae" if is_cvae else "vae"
     outputs = encode_decode(model, is_cvae, request["eval.images"], request["eval.labels"],
                             request[f"{prefix}.eps"])
     if is_cvae:
-        z = request["cvae.sample_z"].astype(np.float32)
-        labels = request["cvae.sample_labels"].astype(np.int64)
-        outputs["samples"], _ = as_images(
-            model.decoder(tf.concat([tf.constant(z), tf.one_hot(labels, NUM_CLASSES)], axis=-1)), "samples")
+        z = request["cvae.sample_z"]
+        outputs["samples"], _ = as_images(decode_with_labels(model, z, request["cvae.sample_labels"]), "samples")
         # The first ten codes, each decoded with every label: how much the label changes the image.
-        sweep_z = np.repeat(z[:NUM_CLASSES], NUM_CLASSES, axis=0)
-        sweep_labels = np.tile(np.arange(NUM_CLASSES), NUM_CLASSES)
-        outputs["label_sweep"], _ = as_images(
-            model.decoder(tf.concat([tf.constant(sweep_z), tf.one_hot(sweep_labels, NUM_CLASSES)], axis=-1)),
-            "samples")
+        sweep = decode_with_labels(model, np.repeat(z[:NUM_CLASSES], NUM_CLASSES, axis=0),
+                                   np.tile(np.arange(NUM_CLASSES), NUM_CLASSES))
+        outputs["label_sweep"], _ = as_images(sweep, "the label sweep")
     return outputs
 
 
@@ -476,12 +480,9 @@ def train_and_decode(vae, assignment, request, is_cvae, publish=None, seconds=No
     outputs = {}
     for _ in range(max_epochs):
         epoch_started = time.monotonic()
-        steps_before = optimizer_steps(model)
-        total = assignment.train_vae(model, loader, args, is_cvae)
+        total, steps = counting_steps(model, assignment.train_vae, model, loader, args, is_cvae)
         history["returned"].append(float(as_plain_array(total, "train_vae's return value").reshape(-1)[0]))
-        steps_after = optimizer_steps(model)
-        history["grader_steps"].append(
-            -1.0 if steps_before is None or steps_after is None else float(steps_after - steps_before))
+        history["grader_steps"].append(steps)
         outputs = evaluate(model, request, is_cvae)
         # The VAE's bar is its loss, measured here; the CVAE's is the classifier's, which only the grader has.
         metric = float("nan") if is_cvae else negative_elbo(outputs["x_hat"], request["eval.images"],
