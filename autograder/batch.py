@@ -27,7 +27,7 @@ def find_submissions(folder: Path) -> list[Path]:
 
 def grade_one(submission: Path, results: Path, small: bool) -> dict:
     """Grade one submission in a grader process of its own; returns its gradebook row."""
-    row = {"submission": submission.name, "total": 0.0, "error": ""}
+    row = {"submission": submission.name, "total": 0.0, "unverified": "", "error": ""}
     command = [sys.executable, "-m", "autograder", "grade", str(submission), "--results", str(results)]
     if small:
         command.append("--small")
@@ -42,13 +42,16 @@ def grade_one(submission: Path, results: Path, small: bool) -> dict:
         row["total"] = data["score"]
         for test in data["tests"]:
             row[test["name"]] = test["score"]
+        # Checks scored from the submission's own numbers, for a TA to review.
+        row["unverified"] = "; ".join(test["name"] for test in data["tests"]
+                                      if (test.get("extra_data") or {}).get("unverified"))
     except (OSError, ValueError, KeyError) as error:
         row["error"] = row["error"] or f"no results file ({type(error).__name__})"
     return row
 
 
 def write_gradebook(rows: list[dict], path: Path) -> None:
-    columns = ["submission", "total", *[spec.name for spec in CHECKS], "error"]
+    columns = ["submission", "total", *[spec.name for spec in CHECKS], "unverified", "error"]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".grades-", suffix=".csv")
     with os.fdopen(fd, "w", newline="") as file:

@@ -8,6 +8,7 @@ computation of the same quantity.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from dataclasses import dataclass
 
@@ -57,6 +58,23 @@ class Outcome:
     fraction: float
     feedback: str
     output_format: str = "md"
+
+
+def model_refused(reason: str) -> Outcome:
+    """No credit: the exported model, the only evidence a training check accepts, could not be run."""
+    return failed("The grader measures your trained model by running it, exported as a TensorFlow graph, in a "
+                  f"process of its own on inputs your code never sees, and could not: {reason}.")
+
+
+def unverified(outcome: Outcome, error: str) -> Outcome:
+    """``outcome``, marked as computed from numbers the submission's own process produced."""
+    note = ("Unverified: your model could not be exported as a TensorFlow graph (the grader traces "
+            f"model(x) and model.decoder(z) with tf.function; it failed with `{error}`), so this score "
+            "comes from numbers your own program computed. The course staff will review it. Keep Python "
+            "and NumPy (.numpy(), np.*) out of your models' call methods to avoid this.")
+    if outcome.output_format == "html":
+        return dataclasses.replace(outcome, feedback=f"<p>{html.escape(note, quote=False)}</p>{outcome.feedback}")
+    return dataclasses.replace(outcome, feedback=f"{note} {outcome.feedback}")
 
 
 def passed(feedback: str) -> Outcome:
@@ -431,7 +449,7 @@ def upstream_note(failed_units: list[str]) -> str:
 def check_train_vae(result, request, child_detail) -> Outcome:
     if "train_vae.returned" not in result:
         return missing_result(result, "train_vae", child_detail)
-    images = request["steps.images"][:256]
+    images = request["steps.eval_images"]
     for moment in ("before", "after"):
         problem = malformed(result, f"train_vae.{moment}", images)
         if problem:
@@ -449,8 +467,8 @@ def check_train_vae(result, request, child_detail) -> Outcome:
     lowered = after < 0.9 * before
     average = returned / num_batches
     plausible = np.isfinite(average) and 0.8 * after <= average <= 1.2 * before
-    lines = [f"Loss on 256 fixed images (grader's computation): {before:.1f} before, {after:.1f} after one "
-             f"epoch of {num_batches} batches.",
+    lines = [f"Loss on {len(images)} test images (grader's computation): {before:.1f} before, {after:.1f} after "
+             f"one epoch of {num_batches} batches.",
              f"train_vae returned {returned:.1f}, that is {average:.1f} per batch."]
     steps = array(result, "train_vae.grader_steps")
     steps = None if steps is None or steps.size != 1 or steps.item() < 0 else int(steps.item())
@@ -522,12 +540,15 @@ def check_vae_training(result, request, child_detail: str, config) -> Outcome:
         history = " After each epoch: " + ", ".join(f"{v:.1f}" for v in losses) + "."
     if returned is not None:
         history += " Your train_vae returned " + ", ".join(f"{v:.0f}" for v in returned) + "."
-    bar_met = f"It stopped once the loss was below {threshold:g}." if loss < threshold else None
+    stop_below = float(request["vae.stop_below"])
+    stopped = losses is not None and len(losses) and np.isfinite(stop_below) and losses[-1] < stop_below
+    bar_met = (f"It stopped once its loss on {int(request['eval.stop_count'])} other test images was below "
+               f"{stop_below:g} (the bar less a margin).") if stopped else None
     story = training_story(result, "vae", child_detail, cap, bar_met)
     if not np.isfinite(loss):
         return failed(f"After training, {invalid_outputs(result, 'vae') or 'the loss is not finite'}, so the "
                       f"loss cannot be measured. {story}{history}")
-    text = (f"Negative ELBO per image on {len(images)} training images: {loss:.1f} (below {threshold:g} earns "
+    text = (f"Negative ELBO per image on {len(images)} test images: {loss:.1f} (below {threshold:g} earns "
             f"full credit; the grader trains at most {epochs_text(cap)} and stops as soon as it is). "
             f"{story}{history}")
     if loss < threshold:
@@ -541,6 +562,7 @@ def check_vae_training(result, request, child_detail: str, config) -> Outcome:
 class GenerationStats:
     accuracy: float
     per_digit: list[float]
+    count: int
     within_digit_std: float
     copied_fraction: float
     median_nearest_distance: float
@@ -576,7 +598,8 @@ def generation_stats(samples, labels, probabilities, train_images, sweep=None) -
     within = float(np.mean([flat[labels == d].std(axis=0).mean() for d in range(NUM_CLASSES)]))
     distances = nearest_training_distances(samples, train_images)
     return GenerationStats(
-        accuracy=float(np.mean(predicted == labels)), per_digit=per_digit, within_digit_std=within,
+        accuracy=float(np.mean(predicted == labels)), per_digit=per_digit, count=len(labels),
+        within_digit_std=within,
         copied_fraction=float(np.mean(distances < COPY_DISTANCE)),
         median_nearest_distance=float(np.median(distances)),
         label_spread=sweep_spreads(sweep)[0], code_spread=sweep_spreads(sweep)[1],
@@ -600,7 +623,8 @@ def check_cvae_generation(stats: GenerationStats | None, problem: str | None, fu
     history = ""
     if accuracies is not None and len(accuracies) > 1 and np.isfinite(accuracies).all():
         history = " Accuracy after each epoch: " + ", ".join(f"{a:.0%}" for a in accuracies) + "."
-    details = (f"<p>Classifier accuracy on your samples (100 per digit, z ~ N(0, I) drawn by the grader): "
+    details = (f"<p>Classifier accuracy on your samples ({stats.count // NUM_CLASSES} per digit, z ~ N(0, I) drawn "
+               "by the grader): "
                f"<b>{stats.accuracy:.1%}</b> (full credit above {full_credit:.0%}, none at "
                f"{zero_credit:.0%} or below, linear in between).</p>"
                f"<table><tr>{table}</tr></table>"

@@ -31,7 +31,11 @@ class Budget:
     vae_latent_size: int = 15
     cvae_epochs: int = 4
     cvae_latent_size: int = 2
+    # Test images on which the training children measure the VAE's loss to decide when to stop.
     eval_images: int = 2_000
+    # Other test images, never shown to a child that runs student code, on which the exported
+    # models are scored.
+    score_images: int = 5_000
 
 
 FULL_BUDGET = Budget()
@@ -39,7 +43,7 @@ FULL_BUDGET = Budget()
 # since the reference must still earn full marks (the VAE needs about 900 steps
 # to get below 120); it caps the epochs lower (a buggy submission trains to the
 # cap), scores fewer images and gets tighter time limits.
-SMALL_BUDGET = Budget(eval_images=500, vae_epochs=2, cvae_epochs=1)
+SMALL_BUDGET = Budget(eval_images=500, score_images=1_000, vae_epochs=2, cvae_epochs=1)
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,9 @@ class GradeConfig:
     """Everything that decides a grade; the same config and submission give the same score."""
 
     budget: Budget = FULL_BUDGET
-    seed: int = 1234
+    # The master seed of every input (``grade.grade_seeds``). None: drawn from the assignment's secret
+    # (``autograder/secret``, written by build-zip) and the submission's files, else at random.
+    seed: int | None = None
     # Limits of each child process that runs student code.
     # TensorFlow starts a few threads per core and RLIMIT_NPROC counts threads,
     # so the process limit leaves room for them while still stopping a fork bomb.
@@ -56,6 +62,9 @@ class GradeConfig:
     unit_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=180.0, memory_mb=2500,
                                                                max_processes=512))
     train_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=420.0, memory_mb=2500,
+                                                                max_processes=512))
+    # Each of the two children that run the exported models (they load no student code).
+    model_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=90.0, memory_mb=2000,
                                                                 max_processes=512))
     # A probe run alone, after the combined run of all probes did not finish.
     probe_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=90.0, memory_mb=2500,
@@ -66,13 +75,22 @@ class GradeConfig:
     # VAE's child starts no epoch unless one more epoch of the CVAE (as long as its own last epoch)
     # and the CVAE child's start-up still fit after it; the CVAE gets whatever the VAE leaves.
     cvae_reserve_seconds: float = 90.0
+    # Seconds kept after training for the two children that run the exported models.
+    scoring_reserve_seconds: float = 40.0
     # Stop training once the bar is met (off: train every model for its whole cap, to calibrate).
     early_stop: bool = True
     # Thresholds of the checks.
     vae_loss_threshold: float = 120.0
     generation_full_credit: float = 0.90
     generation_zero_credit: float = 0.20
+    # The early stop's margins: the children measure on other inputs than the scores, so training
+    # goes on until the bar is met with room for the difference (about 0.8 nats and 1.3 points
+    # of standard deviation).
+    vae_stop_margin: float = 2.0
+    generation_stop_margin: float = 0.03
+    # Samples per digit that decide the early stop, and that are scored.
     samples_per_digit: int = 100
+    scored_samples_per_digit: int = 200
 
     def small(self) -> "GradeConfig":
         """The same checks with the small training budget and tighter time limits."""
@@ -93,8 +111,8 @@ class GradeConfig:
         small = cls().small()
         return dataclasses.replace(
             small,
-            budget=dataclasses.replace(small.budget, train_images=4_096, eval_images=512, vae_epochs=1,
-                                       cvae_epochs=1),
+            budget=dataclasses.replace(small.budget, train_images=4_096, eval_images=512, score_images=512,
+                                       vae_epochs=1, cvae_epochs=1),
             unit_limits=dataclasses.replace(small.unit_limits, wall_seconds=40.0),
             probe_limits=dataclasses.replace(small.probe_limits, wall_seconds=25.0),
             train_limits=dataclasses.replace(small.train_limits, wall_seconds=60.0),

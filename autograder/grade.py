@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import hashlib
+import hmac
 import io
 import os
 import secrets
@@ -31,11 +33,12 @@ from autograder import checks
 from autograder.classifier import ClassifierError, NumpyClassifier
 from autograder.config import GradeConfig
 from autograder.paths import CODE_DIR, PACKAGE_DIR, ensure_code_on_path
-from autograder.requests import save_request, training_request, unit_request
+from autograder.requests import save_request, scoring_request, training_request, unit_request
 from autograder.results import Report, TestResult, write_results
 from autograder.sandbox import (ChildResult, Limits, available_cpus, lock_down, network_isolation_available,
                                 prepare_workdir, run_child, unprivileged_user)
 from autograder.submission import HARNESS_NAME, SubmissionError, copy_submission
+from autograder.verification import VerifiedModels, run_models
 
 MAX_RESULT_BYTES = 256 * 2**20
 # Seconds kept back from the total limit for scoring and writing the results.
@@ -46,6 +49,8 @@ TRAIN_MARGIN_SECONDS = 20.0
 MAX_WATCHED_BYTES = 64 * 2**20
 UNIT_PROBES = ("reparametrize", "reparametrize_gradient", "loss_function", "vae_forward",
                "cvae_forward", "one_hot", "train_vae")
+# The assignment's secret, written by build-zip into the Gradescope archive (never into the release).
+SECRET_FILE = PACKAGE_DIR / "secret"
 
 
 class GraderError(Exception):
@@ -60,6 +65,12 @@ class ChildRun:
     child: ChildResult
     # A result file was there but was refused (too large, not a plain NumPy archive).
     refused: bool = False
+    # The child's result file; its exported models are in the folder beside it (``models_dir``).
+    output: Path | None = None
+
+    def exported(self, name: str) -> Path | None:
+        """The folder where the child exported the model ``name`` (None when the child made none)."""
+        return None if self.output is None else self.output.with_suffix(".models") / name
 
     @property
     def detail(self) -> str:
@@ -199,8 +210,22 @@ class Grader:
 
     def run(self, task: str, request: Path, limits: Limits, extra: list[str] | None = None,
             watch=None) -> ChildRun:
-        """Run one harness task; its time limit shrinks so that the whole grade meets the deadline.
+        """Run one harness task in the submission's folder (see ``run_in``)."""
+        return self.run_in(self.sandbox, [HARNESS_NAME, task], task, request, limits, extra, watch)
 
+    def fresh_folder(self, name: str) -> Path:
+        """A new empty folder beside the sandbox, handed to the children's user."""
+        folder = self.sandbox.parent / f"{name}-{secrets.token_hex(4)}"
+        folder.mkdir()
+        prepare_workdir(folder, unprivileged_user() if self.run_as else None)
+        return folder
+
+    def run_in(self, folder: Path, script: list[str], task: str, request: Path | dict, limits: Limits,
+               extra: list[str] | None = None, watch=None) -> ChildRun:
+        """Run ``python -I SCRIPT... REQUEST RESULT EXTRA...`` in ``folder``; its time limit shrinks so that
+        the whole grade meets the deadline.
+
+        ``request`` is a saved request in ``folder``, or a dict to save there.
         ``watch(output, done)``, when given, runs in a thread while the child
         runs: it may read the child's result file as it grows and answer it,
         until the event ``done`` is set.
@@ -210,26 +235,28 @@ class Grader:
             return ChildRun({}, ChildResult("timeout", None, 0.0, "", 0.0,
                                             "was not run: the grader's total time limit was reached"))
         limits = dataclasses.replace(limits, wall_seconds=min(limits.wall_seconds, remaining))
+        if isinstance(request, dict):
+            request = save_request(folder / f"request-{secrets.token_hex(8)}.npz", request)
         # A name no earlier child could know, so that nothing it left in the folder is read as this
         # run's result or stands in the way of it.
-        output = self.sandbox / f"result-{task.replace(':', '-')}-{secrets.token_hex(8)}.npz"
+        output = folder / f"result-{task.replace(':', '-')}-{secrets.token_hex(8)}.npz"
         # The grader wrote the request after the folder was handed to the child's user, who may read
         # it but not change it. The folder itself is not walked again: a child can make it too deep.
         os.chmod(request, 0o644)
-        argv = [sys.executable, "-I", HARNESS_NAME, task, request.name, output.name, *(extra or [])]
+        argv = [sys.executable, "-I", *script, request.name, output.name, *(extra or [])]
         done = threading.Event()
         watcher = threading.Thread(target=watch, args=(output, done), daemon=True) if watch else None
         if watcher:
             watcher.start()
         try:
-            child = run_child(argv, cwd=self.sandbox, limits=limits, env=self.env, run_as=self.run_as)
+            child = run_child(argv, cwd=folder, limits=limits, env=self.env, run_as=self.run_as)
         finally:
             done.set()
             if watcher:
                 watcher.join()
         arrays = load_result_file(output)
         self.log(f"  {task}: {child.status} in {child.seconds:.1f} s, peak {child.peak_rss_mb:.0f} MB")
-        return ChildRun(arrays, child, refused=not arrays and result_file_refused(output))
+        return ChildRun(arrays, child, refused=not arrays and result_file_refused(output), output=output)
 
 
 class GenerationJudge:
@@ -248,6 +275,7 @@ class GenerationJudge:
         self.full_credit = full_credit
         self.sandbox = sandbox
         self.accuracies: dict[int, float] = {}
+        self.stopped = False
 
     def __call__(self, output: Path, done: threading.Event) -> None:
         seen = None
@@ -268,7 +296,8 @@ class GenerationJudge:
                 continue
             self.accuracies[epochs] = self.accuracy(arrays.get("cvae.samples"))
             if not finished:
-                self.answer(epochs, "stop" if self.accuracies[epochs] > self.full_credit else "go")
+                self.stopped = self.accuracies[epochs] > self.full_credit
+                self.answer(epochs, "stop" if self.stopped else "go")
 
     def accuracy(self, samples) -> float:
         """The share of samples classified as their label (NaN when the samples are unusable)."""
@@ -314,12 +343,12 @@ def first_samples_per_digit(samples: np.ndarray, labels: np.ndarray, count: int 
     return np.concatenate([samples[labels == d][:count] for d in range(10)])
 
 
-def score_generation(run: ChildRun, request: dict, train_images, classifier: NumpyClassifier):
+def score_generation(arrays: dict, detail: str, request: dict, train_images, classifier: NumpyClassifier):
     """Classify the CVAE's samples; returns (stats, problem, grid) with stats None when none can be scored."""
-    samples = run.arrays.get("cvae.samples")
+    samples = arrays.get("cvae.samples")
     labels = request["cvae.sample_labels"]
-    if "cvae.epoch_seconds" not in run.arrays:
-        return None, checks.no_epoch_finished(run.arrays, "cvae", run.detail), ""
+    if "cvae.epoch_seconds" not in arrays:
+        return None, checks.no_epoch_finished(arrays, "cvae", detail), ""
     if not isinstance(samples, np.ndarray) or samples.shape != (len(labels), 1, 28, 28):
         shape = checks.shape_text(np.shape(samples))
         return None, (f"Expected samples of shape ({len(labels)}, 1, 28, 28) or ({len(labels)}, 784) from the "
@@ -327,7 +356,7 @@ def score_generation(run: ChildRun, request: dict, train_images, classifier: Num
     if not np.isfinite(samples).all() or samples.min() < -1e-6 or samples.max() > 1 + 1e-6:
         return None, "The decoder's samples are NaN, infinite or outside [0, 1].", ""
     probabilities = classifier.probabilities(samples)
-    stats = checks.generation_stats(samples, labels, probabilities, train_images, run.arrays.get("cvae.label_sweep"))
+    stats = checks.generation_stats(samples, labels, probabilities, train_images, arrays.get("cvae.label_sweep"))
     grid = sample_grid_html(first_samples_per_digit(samples, labels))
     return stats, None, grid
 
@@ -388,10 +417,11 @@ def with_upstream(outcome: checks.Outcome, failed_units: list[str]) -> checks.Ou
     return dataclasses.replace(outcome, feedback=outcome.feedback + note)
 
 
-def test_result(key: str, outcome: checks.Outcome) -> TestResult:
+def test_result(key: str, outcome: checks.Outcome, found: Evidence | None = None) -> TestResult:
     spec = checks.CHECKS_BY_KEY[key]
     return TestResult(name=spec.name, score=round(spec.points * outcome.fraction, 2), max_score=spec.points,
-                      output=outcome.feedback, output_format=outcome.output_format)
+                      output=outcome.feedback, output_format=outcome.output_format,
+                      unverified=found is not None and found.unverified is not None)
 
 
 def zero_report(message: str) -> list[TestResult]:
@@ -408,16 +438,20 @@ def load_data():
         raise GraderError(f"MNIST is not available to the grader: {error}") from None
 
 
-def unit_outcomes(grader: Grader, config: GradeConfig, arrays) -> tuple[dict[str, checks.Outcome],
-                                                                         dict[str, ChildRun]]:
-    """Run and score the unit checks (every check but the two training checks)."""
+def unit_outcomes(grader: Grader, config: GradeConfig, arrays, seed: int) -> tuple[dict, dict[str, checks.Outcome],
+                                                                                  dict[str, ChildRun]]:
+    """Run and score the unit checks (every check but the two training checks): (request, outcomes, runs).
+
+    The outcome of ``train_vae`` is measured on the child's own arrays; ``grade``
+    replaces it by the measurement of the exported models.
+    """
     # The checks use the grader's own copy of the inputs; the file the children read may have been changed.
-    units_request = unit_request(config, arrays.train_images, arrays.train_labels)
+    units_request = unit_request(seed, arrays.train_images, arrays.train_labels)
     units_path = save_request(grader.sandbox / "units.npz", units_request)
     unit_runs = run_units(grader, units_path, config)
     outcomes = {probe: check(unit_runs[probe].arrays, units_request, unit_runs[probe].detail)
                 for probe, check in checks.UNIT_CHECKS.items()}
-    return outcomes, unit_runs
+    return units_request, outcomes, unit_runs
 
 
 def check_units(submission: Path, config: GradeConfig | None = None, log=print) -> dict[str, checks.Outcome]:
@@ -425,9 +459,10 @@ def check_units(submission: Path, config: GradeConfig | None = None, log=print) 
     config = config or GradeConfig()
     with work_folder("units-", log) as sandbox:
         arrays = load_data()
-        copy_submission(Path(submission), sandbox)
+        files = copy_submission(Path(submission), sandbox)
+        seeds = grade_seeds(config, sandbox, files, log)
         grader = Grader(sandbox, config, log, time.monotonic() + config.total_seconds)
-        return unit_outcomes(grader, config, arrays)[0]
+        return unit_outcomes(grader, config, arrays, seeds.units)[1]
 
 
 def load_classifier() -> NumpyClassifier:
@@ -437,50 +472,169 @@ def load_classifier() -> NumpyClassifier:
         raise GraderError(str(error)) from None
 
 
+@dataclass(frozen=True)
+class Seeds:
+    """Independent seeds of the unit inputs, the training inputs and the scoring inputs.
+
+    Each is derived from a master secret with HMAC, so a child that sees the
+    first two learns nothing of the third.
+    """
+
+    units: int
+    training: int
+    scoring: int
+
+    @classmethod
+    def from_master(cls, master: bytes) -> "Seeds":
+        def derive(purpose: str) -> int:
+            # 31 bits: Keras and NumPy's legacy seeding take seeds below 2**32.
+            return int.from_bytes(hmac.new(master, purpose.encode(), hashlib.sha256).digest()[:4], "big") >> 1
+
+        return cls(derive("units"), derive("training"), derive("scoring"))
+
+
+def grade_seeds(config: GradeConfig, sandbox: Path, files: list[str], log) -> Seeds:
+    """The seeds of this grade: from ``config.seed`` when set, else from the assignment's secret.
+
+    With the secret (``autograder/secret``, which build-zip writes into the
+    Gradescope archive), the seeds depend on the secret and on the
+    submission's files: a regrade of the same files draws the same inputs, and
+    no one without the secret can compute them. Without either, they are drawn
+    at random for this grade.
+    """
+    if config.seed is not None:
+        return Seeds.from_master(f"seed:{config.seed}".encode())
+    try:
+        secret = SECRET_FILE.read_bytes().strip()
+    except OSError:
+        secret = b""
+    if not secret:
+        log("no assignment secret (autograder/secret): this grade's inputs are drawn at random")
+        return Seeds.from_master(secrets.token_bytes(32))
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode() + b"\0" + (sandbox / name).read_bytes() + b"\0")
+    return Seeds.from_master(secret + digest.digest())
+
+
+# The models the children export and the checks that score them: check key -> (probe prefix, models).
+SCORED_MODELS = {"train_vae": ("train_vae", ("train_vae.before", "train_vae.after")),
+                 "vae_training": ("vae", ("vae",)), "cvae_generation": ("cvae", ("cvae",))}
+
+
+def trained(run: ChildRun, prefix: str) -> bool:
+    """Whether the child got as far as a model to score (the probe returned, or an epoch finished)."""
+    return f"{prefix}.returned" in run.arrays if prefix == "train_vae" else f"{prefix}.epoch_seconds" in run.arrays
+
+
+def exported_models(runs: dict[str, ChildRun]) -> dict[str, Path]:
+    """Model name -> the folder its child exported it to, for every model to score that was exported."""
+    models = {}
+    for key, (prefix, names) in SCORED_MODELS.items():
+        run = runs[key]
+        if trained(run, prefix) and f"{prefix}.export_error" not in run.arrays:
+            models.update({name: run.exported(name) for name in names if run.exported(name) is not None})
+    return models
+
+
+@dataclass
+class Evidence:
+    """What a training check scores: the exported model's arrays on the grader's secret inputs when they
+    exist, else the child's own (``unverified`` says why), or nothing (``refused`` says why)."""
+
+    arrays: dict
+    request: dict
+    unverified: str | None = None
+    refused: str | None = None
+
+
+def evidence(key: str, run: ChildRun, request: dict, verified: VerifiedModels, scoring: dict) -> Evidence:
+    prefix, names = SCORED_MODELS[key]
+    refused = [verified.refused[name] for name in names if name in verified.refused]
+    if refused:
+        return Evidence(run.arrays, request, refused=refused[0])
+    if all(f"{name}.x_hat" in verified.arrays for name in names):
+        arrays = dict(run.arrays)
+        arrays.update({k: v for k, v in verified.arrays.items() if k.startswith(f"{prefix}.")})
+        return Evidence(arrays, {**request, **scoring})
+    export_error = run.arrays.get(f"{prefix}.export_error")
+    if trained(run, prefix) and export_error is None:
+        return Evidence(run.arrays, request, refused="no exported model came back")
+    return Evidence(run.arrays, request, unverified=None if export_error is None else str(export_error))
+
+
+def scored_outcome(found: Evidence, check) -> checks.Outcome:
+    """``check(arrays, request)`` on the evidence, or no credit when the exported model could not be run."""
+    if found.refused:
+        return checks.model_refused(found.refused)
+    outcome = check(found.arrays, found.request)
+    return outcome if found.unverified is None else checks.unverified(outcome, found.unverified)
+
+
 def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline: float) -> Report:
     arrays = load_data()
     classifier = load_classifier()
     files = copy_submission(submission, sandbox)
     log(f"submission files: {', '.join(files)}")
+    seeds = grade_seeds(config, sandbox, files, log)
     grader = Grader(sandbox, config, log, deadline)
 
-    outcomes, unit_runs = unit_outcomes(grader, config, arrays)
-    tests = [test_result(key, outcome) for key, outcome in outcomes.items()]
-
-    train = training_request(config, arrays.train_images, arrays.train_labels)
+    units_request, outcomes, unit_runs = unit_outcomes(grader, config, arrays, seeds.units)
+    train = training_request(config, seeds.training, arrays)
     train_path = save_request(sandbox / "train.npz", train)
     import_failure = training_blocker(unit_runs["train_vae"])
     if import_failure:
         vae_run = cvae_run = import_failure
     else:
-        vae_run = grader.train("train_vae", train_path, config.train_limits, config.cvae_reserve_seconds,
-                               keep_epoch=True)
+        vae_run = grader.train("train_vae", train_path, config.train_limits,
+                               config.cvae_reserve_seconds + config.scoring_reserve_seconds, keep_epoch=True)
+    judge = GenerationJudge(classifier, train["cvae.sample_labels"],
+                            config.generation_full_credit + config.generation_stop_margin, sandbox)
+    if not import_failure:
+        cvae_run = grader.train("train_cvae", train_path, config.train_limits, config.scoring_reserve_seconds,
+                                watch=judge)
+
+    # The scores of the three training checks come only from the exported models, run on inputs
+    # drawn from the scoring seed by children that never import the submission.
+    runs = {"train_vae": unit_runs["train_vae"], "vae_training": vae_run, "cvae_generation": cvae_run}
+    scoring = scoring_request(config, seeds.scoring, seeds.training, arrays)
+    verified = run_models(grader, exported_models(runs), scoring, config.model_limits)
+    found = {key: evidence(key, runs[key], units_request if key == "train_vae" else train, verified, scoring)
+             for key in SCORED_MODELS}
+
+    outcomes["train_vae"] = scored_outcome(found["train_vae"], lambda a, r: checks.check_train_vae(
+        a, r, unit_runs["train_vae"].detail))
+    tests = [test_result(key, outcome, found.get(key)) for key, outcome in outcomes.items()]
     # Training runs the code the unit checks test: a failing training check names those that lost points.
     upstream = [checks.CHECKS_BY_KEY[key].name for key, outcome in outcomes.items()
                 if outcome.fraction < 1 and key != "one_hot"]
-    tests.append(test_result("vae_training", with_upstream(checks.check_vae_training(
-        vae_run.arrays, train, vae_run.detail, config), upstream)))
-    judge = GenerationJudge(classifier, train["cvae.sample_labels"], config.generation_full_credit, sandbox)
-    if not import_failure:
-        cvae_run = grader.train("train_cvae", train_path, config.train_limits, watch=judge)
-    stats, problem, grid = score_generation(cvae_run, train, arrays.train_images, classifier)
-    story = ""
-    if "cvae.epoch_seconds" in cvae_run.arrays:
-        met = stats is not None and stats.accuracy > config.generation_full_credit
-        story = checks.training_story(
-            cvae_run.arrays, "cvae", cvae_run.detail, int(train["cvae_epochs"]),
-            f"It stopped once the classifier recognised more than {config.generation_full_credit:.0%} of the "
-            "samples." if met else None)
-    generation = checks.check_cvae_generation(stats, problem, config.generation_full_credit,
-                                              config.generation_zero_credit, grid, story, judge.history())
+    vae_outcome = scored_outcome(found["vae_training"], lambda a, r: checks.check_vae_training(
+        a, r, vae_run.detail, config))
+    tests.append(test_result("vae_training", with_upstream(vae_outcome, upstream), found["vae_training"]))
+    generation = scored_outcome(found["cvae_generation"], lambda a, r: generation_outcome(
+        a, r, cvae_run.detail, config, arrays.train_images, classifier, judge))
     tests.append(test_result("cvae_generation", with_upstream(
-        generation, [*upstream, *(["one_hot"] if outcomes["one_hot"].fraction < 1 else [])])))
+        generation, [*upstream, *(["one_hot"] if outcomes["one_hot"].fraction < 1 else [])]),
+        found["cvae_generation"]))
     output = [f"Graded {', '.join(files)}."]
     failed_runs = {run.child.detail for run in [*unit_runs.values(), vae_run, cvae_run]
                    if run.child.status != "ok"}
     if failed_runs:
         output.append("Some runs of your code did not finish normally: " + "; ".join(sorted(failed_runs)) + ".")
     return Report(tests=tests, output=" ".join(output))
+
+
+def generation_outcome(arrays: dict, request: dict, detail: str, config: GradeConfig, train_images,
+                       classifier: NumpyClassifier, judge: GenerationJudge) -> checks.Outcome:
+    stats, problem, grid = score_generation(arrays, detail, request, train_images, classifier)
+    story = ""
+    if "cvae.epoch_seconds" in arrays:
+        story = checks.training_story(
+            arrays, "cvae", detail, int(request["cvae_epochs"]),
+            f"It stopped once the classifier recognised more than {judge.full_credit:.0%} of the samples of "
+            "other codes." if judge.stopped else None)
+    return checks.check_cvae_generation(stats, problem, config.generation_full_credit,
+                                        config.generation_zero_credit, grid, story, judge.history())
 
 
 def remove_work_folder(path: Path, log) -> None:

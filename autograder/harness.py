@@ -19,6 +19,8 @@ import numpy as np
 
 # When this process started: the training budget counts from here.
 STARTED = time.monotonic()
+# Where the trained models are exported for the grader (set from the result path in ``main``).
+MODELS_DIR = "models"
 # What a training child needs before its first epoch (TensorFlow, the data, the model), with margin.
 NEXT_CHILD_SECONDS = 30.0
 MAX_ERROR_CHARS = 1500
@@ -81,7 +83,8 @@ class Probe:
         result = self.step(name, function, *args)
         for key, value in (result or {}).items():
             try:
-                self.arrays[f"{name}.{key}"] = as_plain_array(value, key)
+                self.arrays[f"{name}.{key}"] = np.array(value[:MAX_ERROR_CHARS]) if isinstance(value, str) \
+                    else as_plain_array(value, key)
             except BaseException as error:  # noqa: BLE001
                 self.arrays[f"{name}.error"] = np.array(describe_error(error))
         self.save()
@@ -215,6 +218,53 @@ def negative_elbo(x_hat, images, mu, logvar):
     bce = -np.sum(x * np.log(x_hat) + (1 - x) * np.log(1 - x_hat))
     kl = -0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar))
     return float((bce + kl) / len(images))
+
+
+# Rows per call of an exported function: a static batch size lets code that reads
+# static shapes (``mu.shape``, ``x.shape[0]``) trace; the grader pads its inputs to it.
+EXPORT_BATCH = 256
+
+
+def export_model(model, is_cvae, latent_size, path):
+    """Save the model as a SavedModel of two fixed-signature graph functions, for the grader to run.
+
+    ``encode(x: (B, 1, 28, 28)[, c: (B, 10)]) -> mu, logvar: (B, Z)`` goes
+    through ``model(x[, c])``; ``decode(z: (B, Z[+10])) -> x_hat: (B, 1, 28, 28)``
+    through ``model.decoder``. The grader scores the trained model only by
+    running these graphs, in a process that never imports the submission, on
+    inputs this process never sees. The folder is written next to ``path`` and
+    renamed into place, so ``path`` always holds one whole model.
+    """
+    import shutil
+
+    import tensorflow as tf
+
+    images = tf.TensorSpec([EXPORT_BATCH, 1, 28, 28], tf.float32, name="x")
+    labels = tf.TensorSpec([EXPORT_BATCH, NUM_CLASSES], tf.float32, name="c")
+    codes = tf.TensorSpec([EXPORT_BATCH, latent_size + (NUM_CLASSES if is_cvae else 0)], tf.float32, name="z")
+
+    def codes_of(outputs):
+        _, mu, logvar = outputs
+        return {"mu": tf.reshape(tf.cast(mu, tf.float32), [EXPORT_BATCH, -1]),
+                "logvar": tf.reshape(tf.cast(logvar, tf.float32), [EXPORT_BATCH, -1])}
+
+    if is_cvae:
+        encode = tf.function(lambda x, c: codes_of(model(x, c)), input_signature=[images, labels])
+    else:
+        encode = tf.function(lambda x: codes_of(model(x)), input_signature=[images])
+    decode = tf.function(lambda z: {"x_hat": tf.reshape(tf.cast(model.decoder(z), tf.float32),
+                                                        [EXPORT_BATCH, 1, 28, 28])}, input_signature=[codes])
+    functions = {"encode": encode.get_concrete_function(), "decode": decode.get_concrete_function()}
+    module = tf.Module()
+    # The variables the traced graphs read, whoever owns them (a layer, a Keras seed generator).
+    module.captured = [v for f in functions.values() for v in f.variables]
+    module.encode, module.decode = encode, decode
+    partial = f"{path}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    tf.saved_model.save(module, partial, signatures=functions)
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    os.replace(partial, path)
 
 
 def optimizer_steps(model):
@@ -354,14 +404,28 @@ def with_trusted_loss(modules, function, *args):
             setattr(module, name, original)
 
 
+def exported(model, is_cvae, latent_size, name):
+    """Export the model to ``MODELS_DIR/name``; returns the error's description, or None when it worked."""
+    try:
+        export_model(model, is_cvae, latent_size, os.path.join(MODELS_DIR, name))
+    except Exception as error:  # noqa: BLE001 - a model that cannot be exported is graded, marked unverified
+        return describe_error(error)
+    return None
+
+
 def probe_train_vae(vae, assignment, request):
-    """A few batches of ``train_vae``, with the grader's loss: the grader compares the loss before and after."""
+    """A few batches of ``train_vae``, with the grader's loss: the grader compares the loss before and after.
+
+    The model is exported before and after, for the grader's own measurement
+    on images this process never sees.
+    """
     images = request["steps.images"]
     labels = request["steps.labels"]
-    eval_images, eval_labels = images[:256], labels[:256]
+    eval_images, eval_labels = request["steps.eval_images"], request["steps.eval_labels"]
     eps = request["steps.eps"]
     model = build_model(vae, False, eps.shape[1], float(request["steps.learning_rate"]))
     before = encode_decode(model, False, eval_images, eval_labels, eps)
+    export_errors = [exported(model, False, eps.shape[1], "train_vae.before")]
     batch_size = int(request["steps.batch_size"])
     loader = make_loader(images, labels, batch_size, request["seed"])
     args = grader_args({"vae_latent_size": eps.shape[1], "cvae_latent_size": eps.shape[1],
@@ -370,7 +434,10 @@ def probe_train_vae(vae, assignment, request):
     returned, steps = counting_steps(model, with_trusted_loss, (vae, assignment), assignment.train_vae, model,
                                      loader, args, False)
     after = encode_decode(model, False, eval_images, eval_labels, eps)
+    export_errors.append(exported(model, False, eps.shape[1], "train_vae.after"))
     result = {f"before.{k}": v for k, v in before.items()}
+    if any(export_errors):
+        result["export_error"] = next(e for e in export_errors if e)
     result.update({f"after.{k}": v for k, v in after.items()})
     result["returned"] = as_plain_array(returned, "train_vae's return value").reshape(-1)[:1]
     result["grader_steps"] = np.array(steps)
@@ -421,8 +488,17 @@ def run_training(request, result, is_cvae, seconds=None, keep_epoch=False):
         return
     seed_everything(request["seed"])
     name = "cvae" if is_cvae else "vae"
-    result.run(name, train_and_decode, vae, assignment, request, is_cvae,
-               lambda arrays: result.publish(name, arrays), seconds, keep_epoch)
+
+    def publish(model, arrays):
+        """Export the model of the epoch that just ended and save its arrays."""
+        error = exported(model, is_cvae, int(request[f"{name}_latent_size"]), name)
+        if error:
+            result.arrays[f"{name}.export_error"] = np.array(error)
+        else:
+            result.arrays.pop(f"{name}.export_error", None)
+        result.publish(name, arrays)
+
+    result.run(name, train_and_decode, vae, assignment, request, is_cvae, publish, seconds, keep_epoch)
 
 
 def grader_decision(epoch, timeout):
@@ -491,7 +567,7 @@ def train_and_decode(vae, assignment, request, is_cvae, publish=None, seconds=No
         history["epoch_seconds"].append(time.monotonic() - epoch_started)
         outputs.update({key: np.array(value, dtype=np.float64) for key, value in history.items()})
         if publish is not None:
-            publish(outputs)
+            publish(model, outputs)
         epoch = len(history["metric"])
         last = history["epoch_seconds"][-1]
         needed = last + (last + NEXT_CHILD_SECONDS if keep_epoch else 0.0)
@@ -507,6 +583,11 @@ def train_and_decode(vae, assignment, request, is_cvae, publish=None, seconds=No
     return outputs
 
 
+def models_dir(result_path):
+    """The folder of the exported models that go with a result file."""
+    return os.path.splitext(result_path)[0] + ".models"
+
+
 def main(argv):
     task, request_path, result_path = argv[1:4]
     # The submission's module-level code sees a plain command line, as if run alone.
@@ -514,6 +595,8 @@ def main(argv):
     sys.path.insert(0, os.getcwd())
     with np.load(request_path, allow_pickle=False) as data:
         request = {key: data[key] for key in data.files}
+    global MODELS_DIR
+    MODELS_DIR = models_dir(result_path)
     result = Probe(result_path)
     result.save()
     if task == "units":

@@ -15,15 +15,19 @@ import numpy as np
 if TYPE_CHECKING:
     from autograder.config import GradeConfig
 
+# The train_vae probe's model (latent size) and the images its loss is measured on.
+STEPS_LATENT_SIZE = 8
+STEPS_EVAL_IMAGES = 256
 
-def unit_request(config: GradeConfig, train_images, train_labels) -> dict:
-    """The inputs of the unit probes, drawn from ``config.seed`` (the only field it reads).
+
+def unit_request(seed: int, train_images, train_labels) -> dict:
+    """The inputs of the unit probes, drawn from ``seed``.
 
     ``train_images`` (N, 28, 28) uint8 and ``train_labels`` (N,) give the 512
     images of the ``train_vae`` probe; N must be at least 512.
     """
-    rng = np.random.default_rng(config.seed)
-    request = {"seed": np.int64(config.seed), "one_hot.labels": rng.integers(0, 10, 37)}
+    rng = np.random.default_rng(seed)
+    request = {"seed": np.int64(seed), "one_hot.labels": rng.integers(0, 10, 37)}
     draws = 20_000
     mu_row = np.array([-2.0, 0.0, 0.7, 3.0])
     logvar_row = np.array([-1.0, 0.0, 1.2, 0.3])
@@ -49,7 +53,11 @@ def unit_request(config: GradeConfig, train_images, train_labels) -> dict:
     steps = rng.choice(len(train_images), size=512, replace=False)
     request["steps.images"] = train_images[steps]
     request["steps.labels"] = train_labels[steps]
-    request["steps.eps"] = rng.normal(size=(256, 8)).astype(np.float32)
+    # The loss before and after the probe's epoch, measured on 256 of its images (the grader's own
+    # measurement replaces them by held-out images: ``scoring_request``).
+    request["steps.eval_images"] = request["steps.images"][:STEPS_EVAL_IMAGES]
+    request["steps.eval_labels"] = request["steps.labels"][:STEPS_EVAL_IMAGES]
+    request["steps.eps"] = rng.normal(size=(STEPS_EVAL_IMAGES, STEPS_LATENT_SIZE)).astype(np.float32)
     request["steps.batch_size"] = np.int64(64)
     # The grader's training rate: at 1e-3 the 8 steps lowered the loss of the smallest correct network
     # of the calibration population (two layers of 128) by only 10.0%; at 3e-3 every member's loss
@@ -58,20 +66,29 @@ def unit_request(config: GradeConfig, train_images, train_labels) -> dict:
     return request
 
 
-def training_request(config: GradeConfig, train_images, train_labels) -> dict:
-    """The inputs of the training runs.
+def test_split(seed: int, count: int, stop_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the test images: (the training children's stop set, the rest), shuffled by ``seed``."""
+    order = np.random.default_rng(seed).permutation(count)
+    return order[:stop_count], order[stop_count:]
+
+
+def training_request(config: GradeConfig, seed: int, arrays) -> dict:
+    """The inputs of the training runs, drawn from ``seed``; ``arrays`` holds MNIST's four arrays.
 
     Training stops at the bars of the checks (unless ``config.early_stop`` is
-    off): the VAE's child measures its loss itself; the CVAE's child asks the
-    grader, which scores the samples, after each epoch.
+    off), with a margin: the VAE's child measures its loss on a stop set of
+    test images itself; the CVAE's child asks the grader, which classifies the
+    samples of the grader's codes, after each epoch. The scores are measured
+    afterwards on other inputs (``scoring_request``).
     """
     budget = config.budget
-    rng = np.random.default_rng(config.seed + 1)
-    images = train_images[: budget.train_images]
-    labels = train_labels[: budget.train_images]
+    rng = np.random.default_rng(seed)
+    images = arrays.train_images[: budget.train_images]
+    labels = arrays.train_labels[: budget.train_images]
+    stop, _ = test_split(seed, len(arrays.test_labels), budget.eval_images)
     per_digit = config.samples_per_digit
     return {
-        "seed": np.int64(config.seed),
+        "seed": np.int64(seed),
         "batch_size": np.int64(budget.batch_size),
         "learning_rate": np.float64(budget.learning_rate),
         "vae_epochs": np.int64(budget.vae_epochs),
@@ -80,15 +97,43 @@ def training_request(config: GradeConfig, train_images, train_labels) -> dict:
         "cvae_latent_size": np.int64(budget.cvae_latent_size),
         "train.images": images,
         "train.labels": labels,
-        "eval.images": images[: budget.eval_images],
-        "eval.labels": labels[: budget.eval_images],
+        "eval.images": arrays.test_images[stop],
+        "eval.labels": arrays.test_labels[stop],
+        "eval.stop_count": np.int64(len(stop)),
         "vae.eps": rng.normal(size=(budget.eval_images, budget.vae_latent_size)).astype(np.float32),
         "cvae.eps": rng.normal(size=(budget.eval_images, budget.cvae_latent_size)).astype(np.float32),
         "cvae.sample_z": rng.normal(size=(10 * per_digit, budget.cvae_latent_size)).astype(np.float32),
         "cvae.sample_labels": np.repeat(np.arange(10), per_digit),
-        "vae.stop_below": np.float64(config.vae_loss_threshold if config.early_stop else -np.inf),
+        "vae.stop_below": np.float64(config.vae_loss_threshold - config.vae_stop_margin if config.early_stop
+                                     else -np.inf),
         "cvae.ask_grader": np.bool_(config.early_stop),
         "cvae.decision_seconds": np.float64(60.0),
+    }
+
+
+def scoring_request(config: GradeConfig, seed: int, training_seed: int, arrays) -> dict:
+    """The inputs on which the grader runs the exported models, drawn from ``seed``, which no child sees.
+
+    Test images outside the training children's stop set (the one
+    ``training_seed`` chose), fresh noise for the encodings and fresh codes
+    for the samples.
+    """
+    budget = config.budget
+    rng = np.random.default_rng(seed)
+    _, rest = test_split(training_seed, len(arrays.test_labels), budget.eval_images)
+    chosen = rng.choice(rest, size=budget.score_images + STEPS_EVAL_IMAGES, replace=False)
+    scored, steps = chosen[: budget.score_images], chosen[budget.score_images:]
+    per_digit = config.scored_samples_per_digit
+    return {
+        "eval.images": arrays.test_images[scored],
+        "eval.labels": arrays.test_labels[scored],
+        "vae.eps": rng.normal(size=(len(scored), budget.vae_latent_size)),
+        "cvae.eps": rng.normal(size=(len(scored), budget.cvae_latent_size)),
+        "cvae.sample_z": rng.normal(size=(10 * per_digit, budget.cvae_latent_size)),
+        "cvae.sample_labels": np.repeat(np.arange(10), per_digit),
+        "steps.eval_images": arrays.test_images[steps],
+        "steps.eval_labels": arrays.test_labels[steps],
+        "steps.eps": rng.normal(size=(STEPS_EVAL_IMAGES, STEPS_LATENT_SIZE)),
     }
 
 

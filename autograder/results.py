@@ -17,6 +17,8 @@ class TestResult:
     output: str
     output_format: str = "md"
     visibility: str = "visible"
+    # The score comes from numbers the submission's own process computed (its model could not be exported).
+    unverified: bool = False
 
     @property
     def status(self) -> str:
@@ -31,6 +33,7 @@ class TestResult:
             "output": self.output,
             "output_format": self.output_format,
             "visibility": self.visibility,
+            **({"extra_data": {"unverified": True}} if self.unverified else {}),
         }
 
 
@@ -86,7 +89,7 @@ def _plain(text: str, width: int) -> str:
 
 def format_table(report: Report, width: int = 100) -> str:
     """A readable table of the checks, their scores and a short reason."""
-    rows = [(t.name, f"{t.score:g}/{t.max_score:g}", "ok" if t.status == "passed" else "FAIL",
+    rows = [(t.name, f"{t.score:g}/{t.max_score:g}", ("ok" if t.status == "passed" else "FAIL") + "*" * t.unverified,
              _plain(t.output, width)) for t in report.tests]
     name_width = max([len(r[0]) for r in rows] + [5])
     lines = [f"{'check':<{name_width}}  {'points':>7}  {'':4}  feedback"]
@@ -94,6 +97,9 @@ def format_table(report: Report, width: int = 100) -> str:
     for name, points, status, feedback in rows:
         lines.append(f"{name:<{name_width}}  {points:>7}  {status:<4}  {feedback}")
     lines.append(f"{'total':<{name_width}}  {report.score:g}/{report.max_score:g}".rstrip())
+    if any(t.unverified for t in report.tests):
+        lines.append("* unverified: computed by the submission's own process (its model could not be exported); "
+                     "review it by hand")
     if report.error:
         lines.append(f"grader error: {report.error}")
     return "\n".join(lines)
