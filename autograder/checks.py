@@ -566,6 +566,8 @@ class GenerationStats:
     within_digit_std: float
     copied_fraction: float
     median_nearest_distance: float
+    # The share of samples that look like shifted, noisy or re-contrasted training images (copies.py).
+    disguised_share: float
     # Mean pixel std across the ten labels for one code, and across codes for one label (None if unknown).
     label_spread: float | None = None
     code_spread: float | None = None
@@ -592,6 +594,9 @@ def sweep_spreads(sweep) -> tuple[float | None, float | None]:
 
 
 def generation_stats(samples, labels, probabilities, train_images, sweep=None) -> GenerationStats:
+    # Imported here: this module also ships alone with the students' self-check, which never scores samples.
+    from autograder.copies import copies_of_training_images
+
     predicted = probabilities.argmax(axis=1)
     per_digit = [float(np.mean(predicted[labels == d] == d)) for d in range(NUM_CLASSES)]
     flat = samples.reshape(len(samples), -1)
@@ -601,6 +606,7 @@ def generation_stats(samples, labels, probabilities, train_images, sweep=None) -
         accuracy=float(np.mean(predicted == labels)), per_digit=per_digit, count=len(labels),
         within_digit_std=within,
         copied_fraction=float(np.mean(distances < COPY_DISTANCE)),
+        disguised_share=float(np.mean(copies_of_training_images(samples, train_images))),
         median_nearest_distance=float(np.median(distances)),
         label_spread=sweep_spreads(sweep)[0], code_spread=sweep_spreads(sweep)[1],
     )
@@ -630,7 +636,8 @@ def check_cvae_generation(stats: GenerationStats | None, problem: str | None, fu
                f"<table><tr>{table}</tr></table>"
                f"<p>{html.escape(story, quote=False)}{history}</p>"
                f"<p>Within-digit variation (mean pixel std): {stats.within_digit_std:.3f}; median distance to "
-               f"the nearest training image: {stats.median_nearest_distance:.2f}.</p>{grid_html}")
+               f"the nearest training image: {stats.median_nearest_distance:.2f}; samples that look like "
+               f"shifted, noisy or re-contrasted training images: {stats.disguised_share:.0%}.</p>{grid_html}")
     if stats.within_digit_std < MIN_WITHIN_DIGIT_STD:
         return Outcome(0.0, f"<p>The samples of each digit are (nearly) identical (mean pixel std within a digit "
                        f"{stats.within_digit_std:.3f}, below {MIN_WITHIN_DIGIT_STD}): the decoded image barely "
@@ -638,6 +645,12 @@ def check_cvae_generation(stats: GenerationStats | None, problem: str | None, fu
     if stats.copied_fraction > MAX_COPIED_FRACTION:
         return Outcome(0.0, f"<p>{stats.copied_fraction:.0%} of the samples are copies of training images "
                        "(distance below 1.0): memorised images earn no generation credit.</p>" + details, "html")
+    from autograder.copies import MAX_COPIED_SHARE, MAX_SHIFT
+
+    if stats.disguised_share > MAX_COPIED_SHARE:
+        return Outcome(0.0, f"<p>{stats.disguised_share:.0%} of the samples are training images up to a shift of "
+                       f"{MAX_SHIFT} pixels, noise or a change of contrast (more than {MAX_COPIED_SHARE:.0%}): copied "
+                       "images earn no generation credit.</p>" + details, "html")
     if stats.accuracy > full_credit:
         return Outcome(1.0, details, "html")
     fraction = float(np.clip((stats.accuracy - zero_credit) / (full_credit - zero_credit), 0.0, 1.0))

@@ -115,6 +115,7 @@ class GradeConfig:
                                        vae_epochs=1, cvae_epochs=1),
             unit_limits=dataclasses.replace(small.unit_limits, wall_seconds=40.0),
             probe_limits=dataclasses.replace(small.probe_limits, wall_seconds=25.0),
+            model_limits=dataclasses.replace(small.model_limits, wall_seconds=30.0),
             train_limits=dataclasses.replace(small.train_limits, wall_seconds=60.0),
             total_seconds=240.0,
         )

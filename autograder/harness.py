@@ -232,11 +232,31 @@ def export_model(model, is_cvae, latent_size, path):
     through ``model(x[, c])``; ``decode(z: (B, Z[+10])) -> x_hat: (B, 1, 28, 28)``
     through ``model.decoder``. The grader scores the trained model only by
     running these graphs, in a process that never imports the submission, on
-    inputs this process never sees. The folder is written next to ``path`` and
-    renamed into place, so ``path`` always holds one whole model.
+    inputs this process never sees. The graphs are traced once per model (the
+    variables' current values are saved each time); the folder is written next
+    to ``path`` and renamed into place, so ``path`` always holds one whole model.
     """
     import shutil
 
+    import tensorflow as tf
+
+    if id(model) not in EXPORTS:
+        EXPORTS[id(model)] = (model, traced_functions(model, is_cvae, latent_size))
+    module = EXPORTS[id(model)][1]
+    partial = f"{path}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    tf.saved_model.save(module, partial, signatures={"encode": module.encode_graph, "decode": module.decode_graph})
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    os.replace(partial, path)
+
+
+# Model id -> (the model, kept alive so that its id stays its own; the tf.Module of its traced graphs).
+EXPORTS = {}
+
+
+def traced_functions(model, is_cvae, latent_size):
+    """A tf.Module holding the model's two traced graph functions and the variables they read."""
     import tensorflow as tf
 
     images = tf.TensorSpec([EXPORT_BATCH, 1, 28, 28], tf.float32, name="x")
@@ -254,17 +274,13 @@ def export_model(model, is_cvae, latent_size, path):
         encode = tf.function(lambda x: codes_of(model(x)), input_signature=[images])
     decode = tf.function(lambda z: {"x_hat": tf.reshape(tf.cast(model.decoder(z), tf.float32),
                                                         [EXPORT_BATCH, 1, 28, 28])}, input_signature=[codes])
-    functions = {"encode": encode.get_concrete_function(), "decode": decode.get_concrete_function()}
     module = tf.Module()
+    module.encode_graph = encode.get_concrete_function()
+    module.decode_graph = decode.get_concrete_function()
     # The variables the traced graphs read, whoever owns them (a layer, a Keras seed generator).
-    module.captured = [v for f in functions.values() for v in f.variables]
+    module.captured = [v for f in (module.encode_graph, module.decode_graph) for v in f.variables]
     module.encode, module.decode = encode, decode
-    partial = f"{path}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    tf.saved_model.save(module, partial, signatures=functions)
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    os.replace(partial, path)
+    return module
 
 
 def optimizer_steps(model):

@@ -30,6 +30,9 @@ RUNNER_NAME = "model_runner.py"
 NUM_CLASSES = 10
 MAX_MODEL_BYTES = 256 * 2**20
 VARIABLE_SHARD = re.compile(r"variables\.data-\d{5}-of-\d{5}")
+# How the feedback names the exported models.
+MODEL_TITLES = {"train_vae.before": "the train_vae check's model before training",
+                "train_vae.after": "the train_vae check's model after training", "vae": "the VAE", "cvae": "the CVAE"}
 
 
 @dataclass
@@ -189,5 +192,6 @@ def _run(grader, stage: str, models: dict[str, Path], jobs, inputs: dict, limits
             if name in verified.refused or f"{key}.{output}" in run.arrays:
                 continue
             verified.refused[name] = (f"running its {stage} function {run.detail}" if name == running or not running
-                                      else f"it was not run: running {running}'s {stage} function {run.detail}")
+                                      else f"it was not run: running the {stage} function of "
+                                           f"{MODEL_TITLES.get(running, running)} {run.detail}")
     return run.arrays

@@ -694,6 +694,145 @@ def memorises_training_images(ctx: Context) -> Files:
     """)
 
 
+def patches_harness_outputs(ctx: Context) -> Files:
+    # Trains nothing; at import, rewrites the harness function that returns x_hat, mu and logvar so
+    # that the reconstructions are the input images and the codes the prior's.
+    files = replace(reference(), "assignment.py", TRAIN_VAE_START,
+                    TRAIN_VAE_START + "    return 100.0 * len(list(train_loader))\n")
+    return append(files, "assignment.py", """
+        import sys as _sys
+
+        import numpy as _np
+
+        _harness = _sys.modules.get("__main__")
+
+
+        def _forged(model, is_cvae, images, labels, eps):
+            n = len(images)
+            return {"mu": _np.zeros((n, eps.shape[1])), "logvar": _np.zeros((n, eps.shape[1])),
+                    "x_hat": images[:, None] / 255.0, "decoded_shape": _np.array([n, 1, 28, 28.0])}
+
+
+        if hasattr(_harness, "encode_decode"):
+            _harness.encode_decode = _forged
+    """)
+
+
+def lookup_table_decoder(ctx: Context) -> Files:
+    # The CVAE's decoder is a table: z picks one of 60 training digits of the requested label,
+    # shifted one pixel right; the digits ship with the submission.
+    sys.path.insert(0, str(CODE_DIR))
+    from mnist_data import load_arrays
+
+    arrays = load_arrays()
+    bank = np.stack([arrays.train_images[arrays.train_labels == d][:60] for d in range(10)])
+    bank = np.roll(bank, 1, axis=-1).astype(np.float32) / 255.0
+    buffer = io.BytesIO()
+    np.save(buffer, bank)
+    files = append(reference(), "vae.py", """
+        import os as _os
+
+        import numpy as _np
+
+
+        class _Table(keras.layers.Layer):
+            def __init__(self):
+                super().__init__(name="table")
+                bank = _np.load(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "digits.npy"))
+                self.bank = tf.constant(bank[:, :, None])
+
+            def call(self, inputs):
+                digit = tf.argmax(inputs[:, -10:], axis=-1, output_type=tf.int32)
+                index = tf.cast(tf.math.floormod(tf.floor(tf.abs(inputs[:, 0]) * 9973.0), 60.0), tf.int32)
+                return tf.gather_nd(self.bank, tf.stack([digit, index], axis=-1))
+
+
+        _build_cvae = CVAE.__init__
+
+
+        def _table_cvae(self, *args, **kwargs):
+            _build_cvae(self, *args, **kwargs)
+            self.decoder = _Table()
+
+
+        CVAE.__init__ = _table_cvae
+    """)
+    files["digits.npy"] = buffer.getvalue()
+    return files
+
+
+# Wraps both models' decoders in a layer whose graph, traced for the grader's export only
+# (256 rows, not eager), does something outside the model's computation.
+EXPORT_ONLY_LAYER = """
+    class _ExportOnly(keras.layers.Layer):
+        def call(self, images):
+            if tf.executing_eagerly() or images.shape[0] != 256:
+                return images
+            return images + 0.0 * tf.cast(_effect(), images.dtype)
+
+
+    for _model in (VAE, CVAE):
+        def _wrapped(self, *args, _build=_model.__init__, **kwargs):
+            _build(self, *args, **kwargs)
+            self.decoder = keras.Sequential([self.decoder, _ExportOnly()])
+
+        _model.__init__ = _wrapped
+"""
+
+
+def graph_reads_files(ctx: Context) -> Files:
+    target = ctx.repo_dir / "autograder" / "checks.py"
+    return append(reference(), "vae.py", f"""
+        def _effect():
+            return tf.strings.length(tf.io.read_file({str(target)!r}))
+    """ + EXPORT_ONLY_LAYER)
+
+
+def graph_loops_forever(ctx: Context) -> Files:
+    return append(reference(), "vae.py", """
+        def _effect():
+            return tf.while_loop(lambda i: i >= 0, lambda i: i + 1, [tf.constant(0, tf.int64)])[0]
+    """ + EXPORT_ONLY_LAYER)
+
+
+def graph_allocates(ctx: Context) -> Files:
+    return append(reference(), "vae.py", """
+        def _effect():
+            return tf.reduce_sum(tf.random.uniform([2**16, 2**16]))
+    """ + EXPORT_ONLY_LAYER)
+
+
+def forges_exported_models(ctx: Context) -> Files:
+    # Replaces the harness's export: a link to / for the CVAE, a graph file of garbage for the
+    # train_vae probe, and for the VAE a real SavedModel whose functions return whatever it likes.
+    return append(reference(), "assignment.py", """
+        import os as _os
+        import sys as _sys
+
+        _harness = _sys.modules.get("__main__")
+
+
+        def _forged_export(model, is_cvae, latent_size, path):
+            if is_cvae:
+                _os.symlink("/", path)
+            elif "train_vae" in path:
+                _os.makedirs(path, exist_ok=True)
+                with open(_os.path.join(path, "saved_model.pb"), "wb") as handle:
+                    handle.write(b"FORGED" * 1000)
+            else:
+                module = tf.Module()
+                module.encode = tf.function(lambda x: {"mu": tf.zeros([256, 3]), "logvar": tf.zeros([256, 3])},
+                                            input_signature=[tf.TensorSpec([256, 1, 28, 28], tf.float32)])
+                module.decode = tf.function(lambda z: {"x_hat": tf.fill([256, 1, 28, 28], 0.5)},
+                                            input_signature=[tf.TensorSpec([256, 15], tf.float32)])
+                tf.saved_model.save(module, path, signatures={"encode": module.encode, "decode": module.decode})
+
+
+        if hasattr(_harness, "export_model"):
+            _harness.export_model = _forged_export
+    """)
+
+
 def reparametrize_returns_mu(ctx: Context) -> Files:
     return replace(reference(), "vae.py", "    return mu + tf.exp(0.5 * logvar) * eps", "    return mu")
 
@@ -818,6 +957,23 @@ CASES: tuple[Case, ...] = (
          {"cvae_generation": ("std): 0.000",)}),
     Case("memorises_training_images", "gaming", "the CVAE's decoder returns training images from the grader's files",
          memorises_training_images, {"cvae_generation": ("copies of training images",)}),
+    Case("patches_harness_outputs", "gaming",
+         "trains nothing and rewrites the harness so that x_hat is the input and mu, logvar the prior's",
+         patches_harness_outputs, lose(("train_vae", "vae_training"), "Expected the loss to fall", "Negative ELBO"),
+         unchecked=frozenset(("cvae_generation",))),
+    Case("lookup_table_decoder", "gaming",
+         "the CVAE's decoder picks one of 60 training digits of the label, shifted a pixel, from a shipped .npy",
+         lookup_table_decoder, {"cvae_generation": ("training images up to a shift",)}),
+    Case("forges_exported_models", "gaming",
+         "replaces the exported models: a link to /, a graph of garbage, a model of constant outputs",
+         forges_exported_models, {"train_vae": ("could not",), "vae_training": ("could not",),
+                                  "cvae_generation": ("could not",)}),
+    Case("graph_reads_files", "escaping", "the exported graph reads the grader's checks.py", graph_reads_files,
+         lose(TRAINING_KEYS, "ReadFile")),
+    Case("graph_loops_forever", "runaway", "the exported graph loops forever", graph_loops_forever,
+         lose(TRAINING_KEYS, *TIME_LIMIT)),
+    Case("graph_allocates", "runaway", "the exported graph fills 16 GB with random numbers", graph_allocates,
+         lose(TRAINING_KEYS, "SIGABRT", "memory")),
     Case("reparametrize_returns_mu", "gaming", "reparametrize returns mu unchanged", reparametrize_returns_mu,
          {"reparametrize": ("z equals mu",), "reparametrize_gradient": ("no gradient reaches logvar",)},
          unchecked=frozenset(("vae_training", "cvae_generation"))),

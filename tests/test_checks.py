@@ -180,7 +180,7 @@ def child(detail="ended with exit status 0 before it finished"):
 
 def training_request(images):
     return {"eval.images": images, "eval.labels": np.zeros(len(images), np.int64), "vae_epochs": np.int64(6),
-            "vae.stop_below": np.float64(120.0)}
+            "vae.stop_below": np.float64(118.0), "eval.stop_count": np.int64(2000)}
 
 
 def trained(images, x_hat, epochs_losses, prefix="vae", finished=True, steps=128.0, decoded_shape=None):
@@ -204,12 +204,13 @@ def binary_images():
 def test_vae_training_passes_and_says_when_it_stopped(binary_images):
     x_hat = binary_images[:, None] / 255.0
     request = training_request(binary_images)
-    outcome = checks.check_vae_training(trained(binary_images, x_hat, [130.0, 119.0]), request, child(),
+    outcome = checks.check_vae_training(trained(binary_images, x_hat, [130.0, 117.0]), request, child(),
                                         GradeConfig())
     assert outcome.fraction == 1.0
     assert "trained 2 epochs." in outcome.feedback
-    assert "stopped once the loss was below 120" in outcome.feedback
-    assert "After each epoch: 130.0, 119.0" in outcome.feedback
+    assert "stopped once its loss on 2000 other test images was below 118 (the bar less a margin)" \
+        in outcome.feedback
+    assert "After each epoch: 130.0, 117.0" in outcome.feedback
     assert "Note" not in outcome.feedback
 
 
