@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 import zipfile
 from pathlib import Path
@@ -61,6 +62,11 @@ def build_zip(out: Path) -> Path:
                 archive.writestr(info, text)
             for name, path in archive_members().items():
                 archive.write(path, name)
+            # A fresh secret per archive (never in the student release): every input of every grade is
+            # drawn from it and the submission's files (grade.grade_seeds).
+            secret = zipfile.ZipInfo("autograder/secret")
+            secret.external_attr = 0o600 << 16
+            archive.writestr(secret, secrets.token_hex(32) + "\n")
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

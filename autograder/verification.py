@@ -46,7 +46,8 @@ class VerifiedModels:
 
 def _copy_file(source: Path, target: Path, budget: list[int]) -> None:
     """Copy one regular file without following links, counting its size against ``budget[0]``."""
-    descriptor = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+    # O_NONBLOCK: opening a FIFO the child left there would otherwise wait for a writer forever.
+    descriptor = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     with os.fdopen(descriptor, "rb") as src:
         info = os.fstat(src.fileno())
         if not stat.S_ISREG(info.st_mode):

@@ -30,7 +30,8 @@ def test_grade_all_writes_a_row_per_submission_even_for_broken_ones(tmp_path):
     rows = {row["submission"]: row for row in csv.DictReader(out.open())}
     assert set(rows) == {"alice", "bob", "carol.zip"}
     assert all(float(row["total"]) >= 0 for row in rows.values())
-    assert list(next(csv.reader(out.open()))) == ["submission", "total", *[s.name for s in CHECKS], "error"]
+    assert list(next(csv.reader(out.open()))) == ["submission", "total", *[s.name for s in CHECKS], "unverified",
+                                                   "error"]
     # alice's vae.py is right; her assignment.py exits at import, so only the vae.py checks score.
     assert float(rows["alice"]["total"]) == sum(
         s.points for s in CHECKS if s.key in ("reparametrize", "reparametrize_gradient", "loss_function",

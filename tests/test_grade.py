@@ -223,3 +223,28 @@ def test_the_generation_judge_answers_each_epoch_without_following_links(tmp_pat
     assert outside.read_text() == "untouched"
     history = judge.history()
     assert history[0] < 0.5 and history[1] > 0.95
+
+
+def test_a_model_that_cannot_be_exported_is_graded_and_marked_unverified(tmp_path):
+    """Eager-only code in the VAE's call (.numpy()) cannot be traced: its scores come from the child, flagged."""
+    import shutil
+
+    from autograder.config import GradeConfig as Config
+    from autograder.results import format_table
+
+    submission = tmp_path / "eager_only"
+    shutil.copytree(REPO_DIR / "tests" / "submissions" / "eager", submission)
+    vae_file = submission / "vae.py"
+    text = vae_file.read_text()
+    vae_file.write_text(text.replace("    def call(self, x):\n        h = self.encoder(x)",
+                                     "    def call(self, x):\n        h = self.encoder(tf.constant(x.numpy()))", 1))
+    assert vae_file.read_text() != text
+    tests, _ = grade_and_read(submission, tmp_path, Config.for_tests())
+    for name in ("train_vae", "VAE training"):
+        assert tests[name]["extra_data"] == {"unverified": True}, name
+        assert tests[name]["output"].startswith("Unverified: your model could not be exported"), name
+        assert "numpy" in tests[name]["output"]
+    assert "extra_data" not in tests["CVAE generation"]
+    assert tests["train_vae"]["score"] == tests["train_vae"]["max_score"]
+    report = grade(submission, tmp_path / "again.json", Config.for_tests(), log=lambda line: None)
+    assert "* unverified" in format_table(report)

@@ -24,6 +24,22 @@ def test_zip_holds_setup_run_script_grader_and_classifier_but_no_solution(tmp_pa
     assert modes["run_autograder"] & 0o111 and modes["setup.sh"] & 0o111
 
 
+def test_each_zip_gets_a_fresh_secret_that_decides_the_grades_inputs(tmp_path):
+    from autograder.grade import Seeds
+
+    secrets_seen = []
+    for name in ("first.zip", "second.zip"):
+        with zipfile.ZipFile(build_zip(tmp_path / name)) as archive:
+            secret = archive.read("autograder/secret").strip()
+            assert archive.getinfo("autograder/secret").external_attr >> 16 == 0o600
+        assert len(secret) == 64
+        secrets_seen.append(secret)
+    assert secrets_seen[0] != secrets_seen[1]
+    first, second = (Seeds.from_master(secret + b"same files") for secret in secrets_seen)
+    assert len({first.units, first.training, first.scoring}) == 3
+    assert first != second
+
+
 @pytest.mark.slow
 def test_run_autograder_grades_the_reference_in_an_autograder_layout(tmp_path):
     data_dir = require_mnist_dir()
