@@ -573,7 +573,7 @@ class GenerationStats:
     code_spread: float | None = None
 
 
-def nearest_training_distances(samples: np.ndarray, train_images: np.ndarray, chunk: int = 8192) -> np.ndarray:
+def nearest_training_distances(samples: np.ndarray, train_images: np.ndarray, chunk: int = 2048) -> np.ndarray:
     """Euclidean distance (pixels in [0, 1]) from each sample to its nearest training image."""
     flat = samples.reshape(len(samples), -1).astype(np.float32)
     best = np.full(len(flat), np.inf, dtype=np.float32)
