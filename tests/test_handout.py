@@ -1,6 +1,5 @@
 """The handout: its points table is CHECKS, and it covers every check and the topics students need."""
 
-import re
 import shutil
 
 from autograder import release
@@ -74,5 +73,15 @@ def test_handout_states_the_graders_budget():
     assert f"batches of {budget.batch_size}" in text
     assert f"for at most {budget.vae_epochs} epochs" in text and f"for at most {budget.cvae_epochs} epochs" in text
     assert f"learning rate of {budget.learning_rate:g}" in text
-    assert f"below {config.vae_loss_threshold:g}: full credit" in text
-    assert f"more than {config.generation_full_credit:.0%} of the samples" in text
+    # The early stop: on inputs the children see, with a margin over the bars.
+    stop_below = config.vae_loss_threshold - config.vae_stop_margin
+    assert f"per image on {budget.eval_images:,} MNIST test images and stops once it is below {stop_below:g} " \
+        f"(the bar of {config.vae_loss_threshold:g} less a margin" in text
+    assert f"decodes {config.samples_per_digit} codes" in text
+    assert f"stops once more than {config.generation_full_credit + config.generation_stop_margin:.0%} are " \
+        "classified" in text
+    # The scores: on other inputs, against the bars.
+    assert f"on {budget.score_images:,} *other* test images: below {config.vae_loss_threshold:g} earns full " \
+        "credit" in text
+    assert f"scores {config.scored_samples_per_digit} fresh samples per digit: more than " \
+        f"{config.generation_full_credit:.0%} earns full credit" in text
