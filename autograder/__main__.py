@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 
+SEED_HELP = "the master seed of every input (default: from autograder/secret and the submission's files)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -17,15 +20,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where to write the Gradescope results (default results.json)")
     grade.add_argument("--small", action="store_true",
                        help="small training budget, for tests and quick checks (not for real grades)")
-    grade.add_argument("--seed", type=int, default=None, help="the grader's seed (default 1234)")
+    grade.add_argument("--seed", type=int, default=None, help=SEED_HELP)
 
     grade_all = commands.add_parser("grade-all", help="grade every submission in a folder")
     grade_all.add_argument("submissions", type=Path)
     grade_all.add_argument("--out", type=Path, default=Path("grades.csv"), help="the CSV gradebook")
     grade_all.add_argument("--results_dir", type=Path, default=None,
-                           help="where the results files go (default: next to the gradebook)")
-    grade_all.add_argument("--workers", type=int, default=1, help="submissions graded at once")
+                           help="where the results files go (default: results/ next to the gradebook)")
+    grade_all.add_argument("--feedback_dir", type=Path, default=None,
+                           help="where the students' feedback files go (default: feedback/ next to the gradebook)")
+    grade_all.add_argument("--workers", type=int, default=None,
+                           help="submissions graded at once (default: as many as the cores and memory allow)")
     grade_all.add_argument("--small", action="store_true", help="small training budget")
+    grade_all.add_argument("--seed", type=int, default=None, help=SEED_HELP)
+    grade_all.add_argument("--force", action="store_true",
+                           help="grade every submission again, even those already graded")
+
+    similarity = commands.add_parser(
+        "similarity", help="pairwise code similarity of the submissions (the stencil excluded as boilerplate)")
+    similarity.add_argument("submissions", type=Path, help="a folder of submissions (folders or .zip files)")
+    similarity.add_argument("--out", type=Path, required=True, help="where similarity.csv and report.html go")
+    similarity.add_argument("--reference", type=Path, action="append", default=[], metavar="FOLDER",
+                            help="a folder of past submissions to compare against (repeatable)")
 
     build_zip = commands.add_parser("build-zip", help="build the Gradescope autograder zip")
     build_zip.add_argument("out", type=Path)
@@ -38,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_release = commands.add_parser(
         "check-release", help="grade the reference (full marks expected) and a fresh stencil (zero expected)")
     check_release.add_argument("--small", action="store_true", help="small training budget, for tests and CI")
-    check_release.add_argument("--seed", type=int, default=None, help="the grader's seed (default 1234)")
+    check_release.add_argument("--seed", type=int, default=None, help=SEED_HELP)
 
     handout_table = commands.add_parser("handout-table", help="the points table of handout.md, from CHECKS")
     mode = handout_table.add_mutually_exclusive_group()

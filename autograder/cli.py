@@ -30,9 +30,25 @@ def command_grade(args) -> int:
 
 
 def command_grade_all(args) -> int:
-    from autograder.batch import grade_all
+    from autograder.batch import config_from as batch_config, grade_all
 
-    return grade_all(args.submissions, args.out, args.results_dir, args.workers, args.small)
+    if args.workers is not None and args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    return grade_all(batch_config(args))
+
+
+def command_similarity(args) -> int:
+    from autograder.similarity import SimilarityError, similarity_report
+
+    try:
+        pairs = similarity_report(args.submissions, args.out, references=args.reference,
+                                  log=lambda line: print(line, file=sys.stderr, flush=True))
+    except SimilarityError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"compared {len(pairs)} pairs; wrote {args.out / 'similarity.csv'} and {args.out / 'report.html'}")
+    return 0
 
 
 def command_build_zip(args) -> int:
@@ -98,7 +114,8 @@ def command_handout_table(args) -> int:
 
 
 def run_command(args) -> int:
-    commands = {"grade": command_grade, "grade-all": command_grade_all, "build-zip": command_build_zip,
+    commands = {"grade": command_grade, "grade-all": command_grade_all,
+                "similarity": command_similarity, "build-zip": command_build_zip,
                 "release": command_release, "check-release": command_check_release,
                 "handout-table": command_handout_table}
     return commands[args.command](args)

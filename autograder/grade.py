@@ -621,7 +621,10 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
                    if run.child.status != "ok"}
     if failed_runs:
         output.append("Some runs of your code did not finish normally: " + "; ".join(sorted(failed_runs)) + ".")
-    return Report(tests=tests, output=" ".join(output))
+    # How each child that ran the submission ended (ChildResult.status), for the instructor's gradebook.
+    statuses = {f"units.{name}": run.child.status for name, run in unit_runs.items()}
+    statuses.update(vae=vae_run.child.status, cvae=cvae_run.child.status)
+    return Report(tests=tests, output=" ".join(output), extra_data={"runs": statuses})
 
 
 def generation_outcome(arrays: dict, request: dict, detail: str, config: GradeConfig, train_images,
@@ -688,7 +691,8 @@ def grade(submission: Path, results_path: Path, config: GradeConfig | None = Non
             sandbox = cleanup.enter_context(work_folder("grade-", log))
             report = grade_in(sandbox, Path(submission), config, log, start + config.total_seconds)
         except SubmissionError as error:
-            report = Report(tests=zero_report(f"Not graded: {error}"), output=f"Not graded: {error}")
+            report = Report(tests=zero_report(f"Not graded: {error}"), output=f"Not graded: {error}",
+                            extra_data={"invalid": str(error)})
         except Exception as error:  # noqa: BLE001 - the grader must still write its results
             grader_error = f"{type(error).__name__}: {error}"
             report = Report(tests=zero_report("Not graded: the autograder failed; this is not your fault, "

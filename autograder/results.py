@@ -19,12 +19,15 @@ class TestResult:
     visibility: str = "visible"
     # The score comes from numbers the submission's own process computed (its model could not be exported).
     unverified: bool = False
+    # Machine-readable details for the instructor's tools (JSON-serialisable); Gradescope stores them unshown.
+    extra_data: dict = field(default_factory=dict)
 
     @property
     def status(self) -> str:
         return "passed" if self.score >= self.max_score else "failed"
 
     def as_gradescope(self) -> dict:
+        extra = {**self.extra_data, **({"unverified": True} if self.unverified else {})}
         return {
             "name": self.name,
             "score": round(self.score, 2),
@@ -33,7 +36,7 @@ class TestResult:
             "output": self.output,
             "output_format": self.output_format,
             "visibility": self.visibility,
-            **({"extra_data": {"unverified": True}} if self.unverified else {}),
+            **({"extra_data": extra} if extra else {}),
         }
 
 
@@ -43,6 +46,8 @@ class Report:
     output: str = ""
     execution_time: float = 0.0
     error: str | None = None
+    # Machine-readable details of the whole grade (each run's status...), for the instructor's tools.
+    extra_data: dict = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -61,6 +66,7 @@ class Report:
             "visibility": "visible",
             "stdout_visibility": "hidden",
             "tests": [test.as_gradescope() for test in self.tests],
+            **({"extra_data": self.extra_data} if self.extra_data else {}),
         }
 
 
