@@ -266,7 +266,7 @@ def update_handout(path: Path = HANDOUT, write: bool = False) -> bool:
 # Requirements only tests and development need: the student release leaves them out.
 DEV_PACKAGES = re.compile(r"(pytest\S*|ruff|mypy|black|flake8|pylint|isort|coverage|hypothesis|pre-commit)"
                           r"\s*(\[.*\])?\s*([<>=!~;].*)?", re.IGNORECASE)
-DEV_SECTION = re.compile(r"#\s*(tests?|testing|dev(elopment)?|lint(ing)?|ci)\b", re.IGNORECASE)
+DEV_SECTION = re.compile(r"#\s*(tests?|testing|dev(elopment)?|lint(ing)?|ci|instructor)\b", re.IGNORECASE)
 
 
 def runtime_requirements(text: str) -> str:
