@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .harness import PROBES
+
+if TYPE_CHECKING:
+    from autograder.reference_stats import ReferenceStats
+
 NUM_CLASSES = 10
 BCE_EPSILON = 1e-7
+# The students' self-check runs a copy of this module made by the release tool, without the parts between
+# "BEGIN GRADER ONLY" and "END GRADER ONLY" (the grader's own formulas).
+GRADER_COPY = False
+# BEGIN GRADER ONLY
+GRADER_COPY = True
+# END GRADER ONLY
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,8 @@ class Outcome:
     fraction: float
     feedback: str
     output_format: str = "md"
+    # Plain, JSON-serialisable numbers for the instructor's tools (the test result's ``extra_data``).
+    extra_data: dict = field(default_factory=dict)
 
 
 def model_refused(reason: str) -> Outcome:
@@ -85,6 +99,24 @@ def failed(feedback: str, fraction: float = 0.0) -> Outcome:
     return Outcome(fraction, feedback)
 
 
+# The usual wrong versions of the loss, in the order the feedback tries them. The self-check's copy of
+# this module (made by the release tool) has no grader-only parts: it reads the values of the right loss
+# and of these versions from the data the release stored, never from a formula.
+LOSS_VARIANTS = (
+    "the reconstruction term is a mean over pixels instead of a sum",
+    "the KL term is missing its factor 1/2",
+    "the KL term has the wrong sign",
+    "mu**2 has the wrong sign in the KL (it is subtracted: 1 + logvar - mu**2 - exp(logvar))",
+    "the standard deviation is used where the variance belongs in the KL "
+    "(exp(logvar / 2) instead of exp(logvar))",
+    "logvar is treated as log(sigma) in the KL",
+    "the loss is not divided by the batch size",
+    "the KL term is missing",
+    "the loss is averaged over the latent dimensions too",
+)
+# BEGIN GRADER ONLY
+
+
 # The grader's trusted computations.
 
 
@@ -108,34 +140,74 @@ def negative_elbo(x_hat, x, mu, logvar) -> float:
 
 
 def loss_variants(x_hat, x, mu, logvar) -> dict[str, float]:
-    """Values of the usual wrong versions of the loss, to name the likely bug."""
+    """Values of the usual wrong versions of the loss (``LOSS_VARIANTS``), to name the likely bug."""
     n = len(x)
     bce = bce_sum(x_hat, x)
     kl = kl_sum(mu, logvar)
     mu64 = np.asarray(mu, np.float64)
     logvar64 = np.asarray(logvar, np.float64)
+    kl_mu_sign = float(-0.5 * np.sum(1 + logvar64 + mu64**2 - np.exp(logvar64)))
     kl_sigma_as_variance = float(-0.5 * np.sum(1 + logvar64 - mu64**2 - np.exp(0.5 * logvar64)))
     kl_logvar_as_log_sigma = float(-0.5 * np.sum(1 + 2 * logvar64 - mu64**2 - np.exp(2 * logvar64)))
     pixels = np.prod(np.shape(x)[1:])
+    values = ((bce / pixels + kl) / n, (bce + 2 * kl) / n, (bce - kl) / n, (bce + kl_mu_sign) / n,
+              (bce + kl_sigma_as_variance) / n, (bce + kl_logvar_as_log_sigma) / n, bce + kl, bce / n,
+              (bce + kl / np.shape(mu)[1]) / n)
+    return dict(zip(LOSS_VARIANTS, values))
+
+
+def expected_values(request: dict) -> dict[str, np.ndarray]:
+    """What the unit checks compare the probes' results with, computed from the request's inputs.
+
+    Kept apart from the request file the child reads, so the submission never
+    sees them; the release stores them for the self-check's seed as data.
+    """
+    batches = loss_batches(request)
+    logvar = request["reparam.logvar"][0].astype(np.float64)
     return {
-        "the reconstruction term is a mean over pixels instead of a sum": (bce / pixels + kl) / n,
-        "the KL term is missing its factor 1/2": (bce + 2 * kl) / n,
-        "the KL term has the wrong sign": (bce - kl) / n,
-        "the standard deviation is used where the variance belongs in the KL "
-        "(exp(logvar / 2) instead of exp(logvar))": (bce + kl_sigma_as_variance) / n,
-        "logvar is treated as log(sigma) in the KL": (bce + kl_logvar_as_log_sigma) / n,
-        "the loss is not divided by the batch size": bce + kl,
-        "the KL term is missing": bce / n,
-        "the loss is averaged over the latent dimensions too": (bce + kl / np.shape(mu)[1]) / n,
+        "one_hot.expected": np.eye(NUM_CLASSES)[request["one_hot.labels"]],
+        # The variance of z per dimension, and its square (what exp(logvar) as sigma would give).
+        "reparam.variance": np.exp(logvar),
+        "reparam.variance_squared": np.exp(2 * logvar),
+        "loss.expected": np.array([negative_elbo(*batch) for batch in batches]),
+        "loss.variants": np.array([list(loss_variants(*batch).values()) for batch in batches]),
     }
+# END GRADER ONLY
+
+
+def loss_batches(request: dict) -> list[list[np.ndarray]]:
+    """The ``loss_function`` probe's inputs: one ``[x_hat, x, mu, logvar]`` (float64) per batch."""
+    return [[request[f"loss.{i}.{name}"].astype(np.float64) for name in ("x_hat", "x", "mu", "logvar")]
+            for i in range(int(request["loss.count"]))]
 
 
 # Helpers for feedback.
 
 
-# The submission's modules each probe imports, in import order.
-PROBE_MODULES = {"one_hot": ("assignment",), "train_vae": ("vae", "assignment"),
+# The submission's modules each probe imports, in import order (the unit probes' from the harness's
+# registry; the training runs import both).
+PROBE_MODULES = {**{name: needs for name, (_, needs) in PROBES.items()},
                  "vae": ("vae", "assignment"), "cvae": ("vae", "assignment")}
+
+
+def unfinished_step(arrays: dict) -> str | None:
+    """The step the harness started but never finished (it hung or ended the process there)."""
+    for key in arrays:
+        if key.startswith("started.") and f"done.{key[len('started.'):]}" not in arrays:
+            return key[len("started."):]
+    return None
+
+
+def probes_to_run_alone(arrays: dict) -> list[str]:
+    """The unit probes that the run of all probes together did not finish, to run again each alone.
+
+    The step where that run stopped (a probe, or importing a module) is not
+    run again: it would only stop again, and the time limit is shared.
+    """
+    stopped_at = unfinished_step(arrays) or ""
+    return [probe for probe in UNIT_CHECKS
+            if f"done.{probe}" not in arrays and probe != stopped_at
+            and stopped_at.removeprefix("import_") not in PROBE_MODULES.get(probe, ("vae",))]
 
 
 def error_of(result: dict, probe: str) -> str | None:
@@ -177,7 +249,7 @@ def check_one_hot(result, request, child_detail) -> Outcome:
     if output is None:
         return missing_result(result, "one_hot", child_detail)
     labels = request["one_hot.labels"]
-    expected = np.eye(NUM_CLASSES)[labels]
+    expected = np.asarray(request["one_hot.expected"], dtype=np.float64)
     if output.shape != expected.shape:
         return failed(f"Expected shape {shape_text(expected.shape)} for {len(labels)} labels and "
                       f"10 classes, got {shape_text(output.shape)}.")
@@ -195,7 +267,6 @@ def check_reparametrize(result, request, child_detail) -> Outcome:
     if first is None or second is None:
         return missing_result(result, "reparametrize", child_detail)
     mu = request["reparam.mu"].astype(np.float64)
-    logvar = request["reparam.logvar"].astype(np.float64)
     if first.shape != mu.shape or second.shape != mu.shape:
         return failed(f"Expected z with the shape of mu {shape_text(mu.shape)}, got {shape_text(first.shape)}.")
     if not (np.isfinite(first).all() and np.isfinite(second).all()):
@@ -207,7 +278,7 @@ def check_reparametrize(result, request, child_detail) -> Outcome:
                       "(for example with tf.random.normal inside the function, not once at import).")
     n = len(mu)
     mean, var = first.mean(axis=0), first.var(axis=0)
-    want_mean, want_var = mu[0], np.exp(logvar[0])
+    want_mean, want_var = mu[0], np.asarray(request["reparam.variance"], dtype=np.float64)
     mean_ok = np.abs(mean - want_mean) <= 6 * np.sqrt(want_var / n) + 1e-3
     var_ok = np.abs(var / want_var - 1) <= 0.06
     if mean_ok.all() and var_ok.all():
@@ -217,7 +288,7 @@ def check_reparametrize(result, request, child_detail) -> Outcome:
         for j in range(len(want_mean))
     )
     cause = "check that sigma = exp(logvar / 2) multiplies eps ~ N(0, 1) and mu is added."
-    if np.allclose(var / np.exp(2 * logvar[0]), 1, atol=0.06):
+    if np.allclose(var / np.asarray(request["reparam.variance_squared"], dtype=np.float64), 1, atol=0.06):
         cause = "the variance is exp(logvar)^2: exp(logvar) is used as the standard deviation; use exp(logvar / 2)."
     elif np.allclose(var, 1, atol=0.06):
         cause = "the variance is 1 whatever logvar is: eps is not scaled by sigma = exp(logvar / 2)."
@@ -265,20 +336,19 @@ def check_loss_function(result, request, child_detail) -> Outcome:
     if values is None:
         return missing_result(result, "loss_function", child_detail)
     count = int(request["loss.count"])
-    batches = [[request[f"loss.{i}.{name}"].astype(np.float64) for name in ("x_hat", "x", "mu", "logvar")]
-               for i in range(count)]
+    batches = loss_batches(request)
     if values.shape != (count,):
         return failed(f"Expected one scalar per batch; got {values.size} values for {count} batches: "
                       "loss_function must return a scalar (a sum over the batch divided by N).")
-    expected = np.array([negative_elbo(*batch) for batch in batches])
+    expected = np.asarray(request["loss.expected"], dtype=np.float64)
     correct = np.isclose(values, expected, rtol=2e-4, atol=1e-3)
     if correct.all():
         return passed(f"All {count} batches match the negative ELBO per image.")
     i = int(np.flatnonzero(~correct)[0])
     cause = "compare your formula with (BCE summed over pixels and images + KL summed) / N."
-    for description, value in loss_variants(*batches[i]).items():
-        variants = [loss_variants(*batch)[description] for batch in batches]
-        if np.allclose(values, variants, rtol=2e-4, atol=1e-3):
+    variants = np.asarray(request["loss.variants"], dtype=np.float64)
+    for description, column in zip(LOSS_VARIANTS, variants.T):
+        if np.allclose(values, column, rtol=2e-4, atol=1e-3):
             cause = description + "."
             break
     return failed(f"Batch {i} ({len(batches[i][1])} images): expected {expected[i]:.4f}, got {values[i]:.4f} "
@@ -366,6 +436,7 @@ def invalid_outputs(result, prefix) -> str:
     return "; ".join(problems)
 
 
+# BEGIN GRADER ONLY
 def grader_loss(result, prefix, images, clip: bool = False) -> float | None:
     """The grader's negative ELBO from the child's mu, logvar and decoded x_hat (None if malformed).
 
@@ -381,6 +452,31 @@ def grader_loss(result, prefix, images, clip: bool = False) -> float | None:
         return float("nan")
     x = images.astype(np.float64)[:, None] / 255.0
     return negative_elbo(x_hat, x, mu, logvar)
+# END GRADER ONLY
+
+
+def measured_loss(result, prefix, images, clip: bool = False) -> float | None:
+    """The negative ELBO of a model's outputs on ``images`` (None when it cannot be measured).
+
+    The grader computes it from the model's ``mu``, ``logvar`` and decoded
+    ``x_hat``; the self-check reads the value of the student's own
+    ``loss_function`` (``PREFIX.loss``).
+    """
+    # BEGIN GRADER ONLY
+    if GRADER_COPY:
+        return grader_loss(result, prefix, images, clip)
+    # END GRADER ONLY
+    own = array(result, f"{prefix}.loss")
+    return None if own is None or own.size != 1 else float(own.item())
+
+
+def measurement_problem(result, prefix, images) -> str | None:
+    """Why the loss of a model's outputs cannot be measured, or None."""
+    # BEGIN GRADER ONLY
+    if GRADER_COPY:
+        return malformed(result, prefix, images)
+    # END GRADER ONLY
+    return None if array(result, f"{prefix}.loss") is not None else "its loss did not come back"
 
 
 def own_optimizer_note(steps) -> str:
@@ -459,13 +555,13 @@ def check_train_vae(result, request, child_detail) -> Outcome:
         return missing_result(result, "train_vae", child_detail)
     images = request["steps.eval_images"]
     for moment in ("before", "after"):
-        problem = malformed(result, f"train_vae.{moment}", images)
+        problem = measurement_problem(result, f"train_vae.{moment}", images)
         if problem:
             return failed(f"{moment.capitalize()} train_vae ran, {problem}, so the loss could not be measured.")
     # A decoder without a sigmoid costs the forward checks; here its outputs are clipped into [0, 1],
     # so that train_vae is judged on what it does.
-    before = grader_loss(result, "train_vae.before", images, clip=True)
-    after = grader_loss(result, "train_vae.after", images, clip=True)
+    before = measured_loss(result, "train_vae.before", images, clip=True)
+    after = measured_loss(result, "train_vae.after", images, clip=True)
     if not np.isfinite(before) or not np.isfinite(after):
         moment = "before" if not np.isfinite(before) else "after"
         return failed(f"The model's outputs {moment} train_vae ran are NaN or infinite, "
@@ -476,7 +572,8 @@ def check_train_vae(result, request, child_detail) -> Outcome:
     average = returned / num_batches
     low, high = PLAUSIBLE_BATCH_LOSS[0] * after, PLAUSIBLE_BATCH_LOSS[1] * before
     plausible = np.isfinite(average) and low <= average <= high
-    lines = [f"Loss on {len(images)} test images (grader's computation): {before:.1f} before, {after:.1f} after "
+    source = "the grader's computation" if GRADER_COPY else "measured with your loss_function"
+    lines = [f"Loss on {len(images)} test images ({source}): {before:.1f} before, {after:.1f} after "
              f"one epoch of {num_batches} batches.",
              f"train_vae returned {returned:.1f}, that is {average:.1f} per batch."]
     steps = array(result, "train_vae.grader_steps")
@@ -541,7 +638,7 @@ def check_vae_training(result, request, child_detail: str, config) -> Outcome:
     problem = malformed(result, "vae", images)
     if problem:
         return failed(f"After training, {problem}, so the loss could not be measured.")
-    loss = grader_loss(result, "vae", images)
+    loss = measured_loss(result, "vae", images)
     returned = array(result, "vae.returned")
     losses = array(result, "vae.metric")
     history = ""
@@ -580,6 +677,73 @@ class GenerationStats:
     # Mean pixel std across the ten labels for one code, and across codes for one label (None if unknown).
     label_spread: float | None = None
     code_spread: float | None = None
+    # The 95% Wilson score interval of ``accuracy``.
+    accuracy_interval: tuple[float, float] = (0.0, 1.0)
+    # Per digit d: the classifier's mean probability of d on the samples drawn for d.
+    per_digit_confidence: list[float] = field(default_factory=list)
+    # Per digit: the mean over pixels of the per-pixel std of that digit's samples.
+    per_digit_diversity: list[float] = field(default_factory=list)
+    # The same diversity of as many real MNIST test digits of each digit (None when not measured).
+    real_digit_diversity: list[float] | None = None
+
+    def as_json(self) -> dict:
+        """The statistics as plain floats, ints and lists (non-finite values as None), for ``extra_data``."""
+
+        def plain(value):
+            if value is None:
+                return None
+            if isinstance(value, (list, tuple)):
+                return [plain(item) for item in value]
+            value = float(value)
+            return value if np.isfinite(value) else None
+
+        return {
+            "accuracy": plain(self.accuracy), "accuracy_interval": plain(self.accuracy_interval),
+            "count": int(self.count), "per_digit_accuracy": plain(self.per_digit),
+            "per_digit_confidence": plain(self.per_digit_confidence),
+            "per_digit_diversity": plain(self.per_digit_diversity),
+            "real_digit_diversity": plain(self.real_digit_diversity),
+            "within_digit_std": plain(self.within_digit_std), "copied_fraction": plain(self.copied_fraction),
+            "disguised_share": plain(self.disguised_share),
+            "median_nearest_distance": plain(self.median_nearest_distance),
+            "label_spread": plain(self.label_spread), "code_spread": plain(self.code_spread),
+        }
+
+
+# The 97.5% quantile of the standard normal distribution: a two-sided 95% interval.
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion (95% by default); (0, 1) without trials."""
+    if trials <= 0:
+        return 0.0, 1.0
+    share = successes / trials
+    shrink = 1 + z**2 / trials
+    centre = (share + z**2 / (2 * trials)) / shrink
+    half_width = z / shrink * np.sqrt(share * (1 - share) / trials + z**2 / (4 * trials**2))
+    return float(max(0.0, centre - half_width)), float(min(1.0, centre + half_width))
+
+
+def per_digit_diversity(images, labels) -> list[float]:
+    """Per digit, the mean over pixels of the per-pixel std of the images of that digit (NaN if none)."""
+    flat = np.asarray(images, np.float64).reshape(len(images), -1)
+    labels = np.asarray(labels)
+    return [float(flat[labels == d].std(axis=0).mean()) if np.any(labels == d) else float("nan")
+            for d in range(NUM_CLASSES)]
+
+
+def real_digit_diversity(test_images, test_labels, counts) -> list[float]:
+    """``per_digit_diversity`` of the first ``counts[d]`` MNIST test images of each digit d (pixels in [0, 1]).
+
+    The same number of images per digit as samples, so that the two are measured alike; the first
+    ones in the file's order, so that every grade compares with the same real digits.
+    """
+    test_labels = np.asarray(test_labels)
+    chosen = [np.flatnonzero(test_labels == d)[: int(counts[d])] for d in range(NUM_CLASSES)]
+    images = np.concatenate([np.asarray(test_images)[index] for index in chosen]) / 255.0
+    labels = np.concatenate([np.full(len(index), d) for d, index in enumerate(chosen)])
+    return per_digit_diversity(images, labels)
 
 
 def nearest_training_distances(samples: np.ndarray, train_images: np.ndarray, chunk: int = 2048) -> np.ndarray:
@@ -602,22 +766,31 @@ def sweep_spreads(sweep) -> tuple[float | None, float | None]:
     return float(grid.std(axis=1).mean()), float(grid.std(axis=0).mean())
 
 
-def generation_stats(samples, labels, probabilities, train_images, sweep=None) -> GenerationStats:
+def generation_stats(samples, labels, probabilities, train_images, sweep=None, test_images=None,
+                     test_labels=None) -> GenerationStats:
+    """The statistics of the samples; with MNIST's test images, also those of as many real digits."""
     # Imported here: this module also ships alone with the students' self-check, which never scores samples.
     from autograder.copies import copies_of_training_images
 
+    labels = np.asarray(labels)
     predicted = probabilities.argmax(axis=1)
     per_digit = [float(np.mean(predicted[labels == d] == d)) for d in range(NUM_CLASSES)]
-    flat = samples.reshape(len(samples), -1)
-    within = float(np.mean([flat[labels == d].std(axis=0).mean() for d in range(NUM_CLASSES)]))
+    confidence = [float(np.mean(probabilities[labels == d, d])) for d in range(NUM_CLASSES)]
+    diversity = per_digit_diversity(samples, labels)
+    real = None
+    if test_images is not None and test_labels is not None:
+        real = real_digit_diversity(test_images, test_labels, [np.sum(labels == d) for d in range(NUM_CLASSES)])
+    correct = int(np.sum(predicted == labels))
     distances = nearest_training_distances(samples, train_images)
     return GenerationStats(
-        accuracy=float(np.mean(predicted == labels)), per_digit=per_digit, count=len(labels),
-        within_digit_std=within,
+        accuracy=correct / len(labels), per_digit=per_digit, count=len(labels),
+        within_digit_std=float(np.mean(diversity)),
         copied_fraction=float(np.mean(distances < COPY_DISTANCE)),
         disguised_share=float(np.mean(copies_of_training_images(samples, train_images))),
         median_nearest_distance=float(np.median(distances)),
         label_spread=sweep_spreads(sweep)[0], code_spread=sweep_spreads(sweep)[1],
+        accuracy_interval=wilson_interval(correct, len(labels)), per_digit_confidence=confidence,
+        per_digit_diversity=diversity, real_digit_diversity=real,
     )
 
 
@@ -628,40 +801,86 @@ MIN_WITHIN_DIGIT_STD = 0.02
 MAX_COPIED_FRACTION = 0.1
 
 
+def _digit_row(title: str, values, style: str, reference: bool = False) -> str:
+    """One row of the per-digit table: a title and ten numbers (``style`` a format spec; None shows as -)."""
+    cells = "".join(f"<td>{'-' if v is None or not np.isfinite(v) else format(v, style)}</td>" for v in values)
+    title = f"<i>{html.escape(title, quote=False)}</i>" if reference else html.escape(title, quote=False)
+    return f"<tr><td>{title}</td>{cells}</tr>"
+
+
+def generation_table_html(stats: GenerationStats, reference: ReferenceStats | None) -> str:
+    """The per-digit table: accuracy, confidence and diversity, each with the reference solution's row below."""
+    header = "<tr><th>digit</th>" + "".join(f"<th>{d}</th>" for d in range(NUM_CLASSES)) + "</tr>"
+    rows = [(_digit_row("accuracy", stats.per_digit, ".0%"), "per_digit_accuracy", ".0%"),
+            (_digit_row("mean confidence", stats.per_digit_confidence, ".0%"), "per_digit_confidence", ".0%"),
+            (_digit_row("diversity", stats.per_digit_diversity, ".3f"), "per_digit_diversity", ".3f")]
+    body = ""
+    for row, reference_field, style in rows:
+        body += row
+        if reference is not None:
+            body += _digit_row("reference solution", getattr(reference, reference_field), style, reference=True)
+    if stats.real_digit_diversity is not None:
+        body += _digit_row("diversity of real test digits", stats.real_digit_diversity, ".3f")
+    return f"<table>{header}{body}</table>"
+
+
+def generation_details_html(stats: GenerationStats, full_credit: float, zero_credit: float,
+                            reference: ReferenceStats | None) -> str:
+    """The measurements behind the generation score, beside the reference solution's when known."""
+    low, high = stats.accuracy_interval
+    beside = ""
+    if reference is not None:
+        beside = (f"; the reference solution: {reference.accuracy:.1%} ({reference.accuracy_interval[0]:.1%} to "
+                  f"{reference.accuracy_interval[1]:.1%})")
+    accuracy = (f"<p>Classifier accuracy on your samples ({stats.count // NUM_CLASSES} per digit, z ~ N(0, I) drawn "
+                f"by the grader): <b>{stats.accuracy:.1%}</b>, 95% interval {low:.1%} to {high:.1%}{beside} (full "
+                f"credit above {full_credit:.0%}, none at {zero_credit:.0%} or below, linear in between).</p>")
+    # Decoded images are pixel probabilities, smoother than the near-binary real digits, so a good
+    # model's diversity sits below the real digits'; values near 0 mean z barely matters.
+    legend = ("<p>Mean confidence: the classifier's mean probability of the requested digit. Diversity: the "
+              "per-pixel standard deviation of a digit's samples, averaged over the pixels; near 0, z barely "
+              "changes the image. Decoded images are pixel probabilities, smoother than real digits, so their "
+              "diversity is lower than that of real test digits.</p>")
+    reference_distance = ("" if reference is None else
+                          f" (the reference solution: {reference.median_nearest_distance:.2f})")
+    measures = (f"<p>Within-digit variation (mean pixel std): {stats.within_digit_std:.3f}; median distance to "
+                f"the nearest training image: {stats.median_nearest_distance:.2f}{reference_distance}; samples that "
+                f"look like shifted, noisy or re-contrasted training images: {stats.disguised_share:.0%}.</p>")
+    return accuracy + generation_table_html(stats, reference) + legend + measures
+
+
 def check_cvae_generation(stats: GenerationStats | None, problem: str | None, full_credit: float,
                           zero_credit: float, grid_html: str = "", story: str = "",
-                          accuracies=None) -> Outcome:
-    """Score the classifier's accuracy on the samples; ``story`` says how the training run went."""
+                          accuracies=None, reference: ReferenceStats | None = None) -> Outcome:
+    """Score the classifier's accuracy on the samples; ``story`` says how the training run went.
+
+    ``reference`` (the reference solution's statistics, ``reference_stats``) only adds to the
+    feedback; without it the feedback omits the reference's values.
+    """
     if stats is None:
         return failed(" ".join(part for part in (problem or "No samples came back.", story) if part))
-    table = "".join(f"<td>{d}: {a:.0%}</td>" for d, a in enumerate(stats.per_digit))
+    extra_data = {"generation_stats": stats.as_json()}
     history = ""
     if accuracies is not None and len(accuracies) > 1 and np.isfinite(accuracies).all():
         history = " Accuracy after each epoch: " + ", ".join(f"{a:.0%}" for a in accuracies) + "."
-    details = (f"<p>Classifier accuracy on your samples ({stats.count // NUM_CLASSES} per digit, z ~ N(0, I) drawn "
-               "by the grader): "
-               f"<b>{stats.accuracy:.1%}</b> (full credit above {full_credit:.0%}, none at "
-               f"{zero_credit:.0%} or below, linear in between).</p>"
-               f"<table><tr>{table}</tr></table>"
-               f"<p>{html.escape(story, quote=False)}{history}</p>"
-               f"<p>Within-digit variation (mean pixel std): {stats.within_digit_std:.3f}; median distance to "
-               f"the nearest training image: {stats.median_nearest_distance:.2f}; samples that look like "
-               f"shifted, noisy or re-contrasted training images: {stats.disguised_share:.0%}.</p>{grid_html}")
+    measured = generation_details_html(stats, full_credit, zero_credit, reference)
+    details = f"{measured}<p>{html.escape(story, quote=False)}{history}</p>{grid_html}"
     if stats.within_digit_std < MIN_WITHIN_DIGIT_STD:
         return Outcome(0.0, f"<p>The samples of each digit are (nearly) identical (mean pixel std within a digit "
                        f"{stats.within_digit_std:.3f}, below {MIN_WITHIN_DIGIT_STD}): the decoded image barely "
-                       "depends on z, so this earns no generation credit.</p>" + details, "html")
+                       "depends on z, so this earns no generation credit.</p>" + details, "html", extra_data)
     if stats.copied_fraction > MAX_COPIED_FRACTION:
         return Outcome(0.0, f"<p>{stats.copied_fraction:.0%} of the samples are copies of training images "
-                       "(distance below 1.0): memorised images earn no generation credit.</p>" + details, "html")
+                       "(distance below 1.0): memorised images earn no generation credit.</p>" + details, "html",
+                       extra_data)
     from autograder.copies import MAX_COPIED_SHARE, MAX_SHIFT
 
     if stats.disguised_share > MAX_COPIED_SHARE:
         return Outcome(0.0, f"<p>{stats.disguised_share:.0%} of the samples are training images up to a shift of "
                        f"{MAX_SHIFT} pixels, noise or a change of contrast (more than {MAX_COPIED_SHARE:.0%}): copied "
-                       "images earn no generation credit.</p>" + details, "html")
+                       "images earn no generation credit.</p>" + details, "html", extra_data)
     if stats.accuracy > full_credit:
-        return Outcome(1.0, details, "html")
+        return Outcome(1.0, details, "html", extra_data)
     fraction = float(np.clip((stats.accuracy - zero_credit) / (full_credit - zero_credit), 0.0, 1.0))
     worst = int(np.argmin(stats.per_digit))
     label_use = ""
@@ -674,4 +893,4 @@ def check_cvae_generation(stats: GenerationStats | None, problem: str | None, fu
     details = (f"<p>Below full credit: the classifier recognises {stats.accuracy:.0%} of your samples as the "
                f"digit they were drawn for (the worst digit: {worst}, {stats.per_digit[worst]:.0%}).{label_use}</p>"
                + details)
-    return Outcome(fraction, details, "html")
+    return Outcome(fraction, details, "html", extra_data)

@@ -32,6 +32,8 @@ import numpy as np
 from autograder import checks
 from autograder.classifier import ClassifierError, NumpyClassifier
 from autograder.config import GradeConfig
+from autograder.harness import PROBES
+from autograder.reference_stats import load_reference_stats
 from autograder.paths import CODE_DIR, PACKAGE_DIR, ensure_code_on_path
 from autograder.requests import save_request, scoring_request, training_request, unit_request
 from autograder.results import Report, TestResult, write_results
@@ -47,8 +49,7 @@ RESERVE_SECONDS = 30.0
 TRAIN_MARGIN_SECONDS = 20.0
 # The largest result file the grader reads while a child still runs (a legitimate one is about 20 MB).
 MAX_WATCHED_BYTES = 64 * 2**20
-UNIT_PROBES = ("reparametrize", "reparametrize_gradient", "loss_function", "vae_forward",
-               "cvae_forward", "one_hot", "train_vae")
+UNIT_PROBES = tuple(PROBES)
 # The assignment's secret, written by build-zip into the Gradescope archive (never into the release).
 SECRET_FILE = PACKAGE_DIR / "secret"
 
@@ -343,7 +344,8 @@ def first_samples_per_digit(samples: np.ndarray, labels: np.ndarray, count: int 
     return np.concatenate([samples[labels == d][:count] for d in range(10)])
 
 
-def score_generation(arrays: dict, detail: str, request: dict, train_images, classifier: NumpyClassifier):
+def score_generation(arrays: dict, detail: str, request: dict, train_images, classifier: NumpyClassifier,
+                     test=None):
     """Classify the CVAE's samples; returns (stats, problem, grid) with stats None when none can be scored."""
     samples = arrays.get("cvae.samples")
     labels = request["cvae.sample_labels"]
@@ -356,17 +358,11 @@ def score_generation(arrays: dict, detail: str, request: dict, train_images, cla
     if not np.isfinite(samples).all() or samples.min() < -1e-6 or samples.max() > 1 + 1e-6:
         return None, "The decoder's samples are NaN, infinite or outside [0, 1].", ""
     probabilities = classifier.probabilities(samples)
-    stats = checks.generation_stats(samples, labels, probabilities, train_images, arrays.get("cvae.label_sweep"))
+    test_images, test_labels = test if test is not None else (None, None)
+    stats = checks.generation_stats(samples, labels, probabilities, train_images, arrays.get("cvae.label_sweep"),
+                                    test_images, test_labels)
     grid = sample_grid_html(first_samples_per_digit(samples, labels))
     return stats, None, grid
-
-
-def unfinished_step(arrays: dict) -> str | None:
-    """The step the harness started but never finished (it hung or ended the process there)."""
-    for key in arrays:
-        if key.startswith("started.") and f"done.{key[len('started.'):]}" not in arrays:
-            return key[len("started."):]
-    return None
 
 
 def run_units(grader: Grader, request_path: Path, config: GradeConfig) -> dict[str, ChildRun]:
@@ -377,14 +373,7 @@ def run_units(grader: Grader, request_path: Path, config: GradeConfig) -> dict[s
     """
     together = grader.run("units", request_path, config.unit_limits)
     runs = {probe: together for probe in UNIT_PROBES}
-    if all(f"done.{probe}" in together.arrays for probe in UNIT_PROBES):
-        return runs
-    stopped_at = unfinished_step(together.arrays)
-    for probe in UNIT_PROBES:
-        needs = checks.PROBE_MODULES.get(probe, ("vae",))
-        finished = f"done.{probe}" in together.arrays
-        if finished or probe == stopped_at or (stopped_at or "").removeprefix("import_") in needs:
-            continue
+    for probe in checks.probes_to_run_alone(together.arrays):
         runs[probe] = grader.run(f"unit:{probe}", request_path, config.probe_limits)
     return runs
 
@@ -396,7 +385,7 @@ def training_blocker(units: ChildRun) -> ChildRun | None:
     ended), so that the training checks report it without starting a child.
     """
     errors = {k: v for k, v in units.arrays.items() if k.startswith("import_") and k.endswith(".error")}
-    stopped_at = unfinished_step(units.arrays)
+    stopped_at = checks.unfinished_step(units.arrays)
     if errors:
         return ChildRun(errors, units.child)
     if stopped_at in ("import_vae", "import_assignment"):
@@ -421,7 +410,8 @@ def test_result(key: str, outcome: checks.Outcome, found: Evidence | None = None
     spec = checks.CHECKS_BY_KEY[key]
     return TestResult(name=spec.name, score=round(spec.points * outcome.fraction, 2), max_score=spec.points,
                       output=outcome.feedback, output_format=outcome.output_format,
-                      unverified=found is not None and found.unverified is not None)
+                      unverified=found is not None and found.unverified is not None,
+                      extra_data=dict(outcome.extra_data))
 
 
 def zero_report(message: str) -> list[TestResult]:
@@ -448,6 +438,8 @@ def unit_outcomes(grader: Grader, config: GradeConfig, arrays, seed: int) -> tup
     # The checks use the grader's own copy of the inputs; the file the children read may have been changed.
     units_request = unit_request(seed, arrays.train_images, arrays.train_labels)
     units_path = save_request(grader.sandbox / "units.npz", units_request)
+    # What the checks compare with is computed after the request file is written: the child never sees it.
+    units_request.update(checks.expected_values(units_request))
     unit_runs = run_units(grader, units_path, config)
     outcomes = {probe: check(unit_runs[probe].arrays, units_request, unit_runs[probe].detail)
                 for probe, check in checks.UNIT_CHECKS.items()}
@@ -612,7 +604,8 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
         a, r, vae_run.detail, config))
     tests.append(test_result("vae_training", with_upstream(vae_outcome, upstream), found["vae_training"]))
     generation = scored_outcome(found["cvae_generation"], lambda a, r: generation_outcome(
-        a, r, cvae_run.detail, config, arrays.train_images, classifier, judge))
+        a, r, cvae_run.detail, config, arrays.train_images, classifier, judge,
+        (arrays.test_images, arrays.test_labels)))
     tests.append(test_result("cvae_generation", with_upstream(
         generation, [*upstream, *(["one_hot"] if outcomes["one_hot"].fraction < 1 else [])]),
         found["cvae_generation"]))
@@ -628,8 +621,8 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
 
 
 def generation_outcome(arrays: dict, request: dict, detail: str, config: GradeConfig, train_images,
-                       classifier: NumpyClassifier, judge: GenerationJudge) -> checks.Outcome:
-    stats, problem, grid = score_generation(arrays, detail, request, train_images, classifier)
+                       classifier: NumpyClassifier, judge: GenerationJudge, test=None) -> checks.Outcome:
+    stats, problem, grid = score_generation(arrays, detail, request, train_images, classifier, test)
     story = ""
     if "cvae.epoch_seconds" in arrays:
         story = checks.training_story(
@@ -637,7 +630,8 @@ def generation_outcome(arrays: dict, request: dict, detail: str, config: GradeCo
             f"It stopped once the classifier recognised more than {judge.full_credit:.0%} of the samples of "
             "other codes." if judge.stopped else None)
     return checks.check_cvae_generation(stats, problem, config.generation_full_credit,
-                                        config.generation_zero_credit, grid, story, judge.history())
+                                        config.generation_zero_credit, grid, story, judge.history(),
+                                        load_reference_stats())
 
 
 def remove_work_folder(path: Path, log) -> None:

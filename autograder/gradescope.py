@@ -39,7 +39,7 @@ def archive_members() -> dict[str, Path]:
     """Zip name -> file on disk: the grader package, the classifier and the provided modules."""
     members = {}
     for path in sorted(PACKAGE_DIR.iterdir()):
-        if path.suffix in (".py", ".keras", ".txt") and path.is_file():
+        if path.suffix in (".py", ".keras", ".txt", ".json") and path.is_file():
             members[f"autograder/{path.name}"] = path
     for module in PROVIDED_MODULES:
         members[f"hw/code/{module}"] = CODE_DIR / module

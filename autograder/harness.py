@@ -26,6 +26,13 @@ NEXT_CHILD_SECONDS = 30.0
 MAX_ERROR_CHARS = 1500
 INPUT_SIZE = 28 * 28
 NUM_CLASSES = 10
+# The students' self-check runs a copy of this file made by the release tool, without the parts between
+# "BEGIN GRADER ONLY" and "END GRADER ONLY": those hold the grader's own formulas (the loss, the codes it
+# decodes), its training and its export, none of which may reach students.
+GRADER_COPY = False
+# BEGIN GRADER ONLY
+GRADER_COPY = True
+# END GRADER ONLY
 
 
 def as_plain_array(value, name):
@@ -178,27 +185,6 @@ def as_images(value, name):
     return array, np.array(shape, dtype=np.float64)
 
 
-def encode_decode(model, is_cvae, images, labels, eps):
-    """``mu``, ``logvar`` from ``model(x)``, and the decoding of the grader's ``z = mu + sigma * eps``.
-
-    images: (N, 28, 28) uint8; eps: (N, Z). Returns arrays the grader turns into a loss.
-    """
-    import tensorflow as tf
-
-    x = tf.constant(images.astype(np.float32)[:, None] / 255.0)
-    if is_cvae:
-        c = tf.one_hot(labels.astype(np.int64), NUM_CLASSES)
-        _, mu, logvar = model(x, c)
-    else:
-        _, mu, logvar = model(x)
-    mu = as_plain_array(mu, "mu")
-    logvar = as_plain_array(logvar, "logvar")
-    z = mu + np.exp(0.5 * np.clip(logvar, -30.0, 30.0)) * eps
-    decoded = decode_with_labels(model, z, labels) if is_cvae else model.decoder(tf.constant(z.astype(np.float32)))
-    x_hat, decoded_shape = as_images(decoded, "the decoder's output")
-    return {"mu": mu, "logvar": logvar, "x_hat": x_hat, "decoded_shape": decoded_shape}
-
-
 def decode_with_labels(model, z, labels):
     """The CVAE's decoder on ``concat([z, one_hot(labels)])``; z: (N, Z), labels: (N,) integers."""
     import tensorflow as tf
@@ -207,19 +193,7 @@ def decode_with_labels(model, z, labels):
     return model.decoder(tf.concat([codes, tf.one_hot(np.asarray(labels, dtype=np.int64), NUM_CLASSES)], axis=-1))
 
 
-def negative_elbo(x_hat, images, mu, logvar):
-    """The negative ELBO per image, in NumPy, to decide when to stop training.
-
-    The grader scores the same arrays with its own copy of this formula; this
-    one only decides whether another epoch is needed.
-    """
-    x = images.astype(np.float64)[:, None] / 255.0
-    x_hat = np.clip(x_hat, 1e-7, 1 - 1e-7)
-    bce = -np.sum(x * np.log(x_hat) + (1 - x) * np.log(1 - x_hat))
-    kl = -0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar))
-    return float((bce + kl) / len(images))
-
-
+# BEGIN GRADER ONLY
 # Rows per call of an exported function: a static batch size lets code that reads
 # static shapes (``mu.shape``, ``x.shape[0]``) trace; the grader pads its inputs to it.
 EXPORT_BATCH = 256
@@ -281,6 +255,41 @@ def traced_functions(model, is_cvae, latent_size):
     module.captured = [v for f in (module.encode_graph, module.decode_graph) for v in f.variables]
     module.encode, module.decode = encode, decode
     return module
+
+
+def negative_elbo(x_hat, images, mu, logvar):
+    """The negative ELBO per image, in NumPy, to decide when to stop training.
+
+    The grader scores the same arrays with its own copy of this formula; this
+    one only decides whether another epoch is needed.
+    """
+    x = images.astype(np.float64)[:, None] / 255.0
+    x_hat = np.clip(x_hat, 1e-7, 1 - 1e-7)
+    bce = -np.sum(x * np.log(x_hat) + (1 - x) * np.log(1 - x_hat))
+    kl = -0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar))
+    return float((bce + kl) / len(images))
+
+
+def encode_decode(model, is_cvae, images, labels, eps):
+    """``mu``, ``logvar`` from ``model(x)``, and the decoding of the grader's ``z = mu + sigma * eps``.
+
+    images: (N, 28, 28) uint8; eps: (N, Z). Returns arrays the grader turns into a loss.
+    """
+    import tensorflow as tf
+
+    x = tf.constant(images.astype(np.float32)[:, None] / 255.0)
+    if is_cvae:
+        c = tf.one_hot(labels.astype(np.int64), NUM_CLASSES)
+        _, mu, logvar = model(x, c)
+    else:
+        _, mu, logvar = model(x)
+    mu = as_plain_array(mu, "mu")
+    logvar = as_plain_array(logvar, "logvar")
+    z = mu + np.exp(0.5 * np.clip(logvar, -30.0, 30.0)) * eps
+    decoded = decode_with_labels(model, z, labels) if is_cvae else model.decoder(tf.constant(z.astype(np.float32)))
+    x_hat, decoded_shape = as_images(decoded, "the decoder's output")
+    return {"mu": mu, "logvar": logvar, "x_hat": x_hat, "decoded_shape": decoded_shape}
+# END GRADER ONLY
 
 
 def optimizer_steps(model):
@@ -384,6 +393,13 @@ def probe_cvae_forward(vae, request):
     return {"x_hat": x_hat, "mu": mu, "logvar": logvar, "decoded": decoded}
 
 
+# The grader's own reparametrize and loss_function, put in place of the submission's while train_vae is
+# probed, so that each contract function is checked alone. Only the grader's copy of this file fills it:
+# the students' self-check (made by the release tool) probes train_vae with their own functions.
+TRUSTED = {}
+# BEGIN GRADER ONLY
+
+
 def trusted_reparametrize(mu, logvar):
     """The contract's reparametrization, for checking ``train_vae`` alone."""
     import tensorflow as tf
@@ -402,17 +418,20 @@ def trusted_loss_function(x_hat, x, mu, logvar):
     return (bce + kl) / tf.cast(tf.shape(x)[0], bce.dtype)
 
 
+TRUSTED.update(reparametrize=trusted_reparametrize, loss_function=trusted_loss_function)
+# END GRADER ONLY
+
+
 def with_trusted_loss(modules, function, *args):
     """Call ``function`` with the grader's ``reparametrize`` and ``loss_function`` in ``modules``.
 
     A bug in the student's loss would otherwise also fail the check of
     ``train_vae``; each contract function is checked alone.
     """
-    trusted = {"reparametrize": trusted_reparametrize, "loss_function": trusted_loss_function}
-    saved = [(module, name, module.__dict__[name]) for module in modules for name in trusted
+    saved = [(module, name, module.__dict__[name]) for module in modules for name in TRUSTED
              if name in module.__dict__]
     for module, name, _ in saved:
-        setattr(module, name, trusted[name])
+        setattr(module, name, TRUSTED[name])
     try:
         return function(*args)
     finally:
@@ -420,6 +439,7 @@ def with_trusted_loss(modules, function, *args):
             setattr(module, name, original)
 
 
+# BEGIN GRADER ONLY
 def exported(model, is_cvae, latent_size, name):
     """Export the model to ``MODELS_DIR/name``; returns the error's description, or None when it worked."""
     try:
@@ -427,21 +447,51 @@ def exported(model, is_cvae, latent_size, name):
     except Exception as error:  # noqa: BLE001 - a model that cannot be exported is graded, marked unverified
         return describe_error(error)
     return None
+# END GRADER ONLY
+
+
+def own_measurement(model, vae, images):
+    """``mu``, ``logvar`` and the loss of the submission's own ``model(x)`` and ``loss_function``.
+
+    images: (N, 28, 28) uint8. The self-check's measure of ``train_vae``.
+    """
+    import tensorflow as tf
+
+    x = tf.constant(images.astype(np.float32)[:, None] / 255.0)
+    x_hat, mu, logvar = model(x)
+    loss = as_plain_array(vae.loss_function(x_hat, x, mu, logvar), "loss_function's value").reshape(-1)[:1]
+    return {"mu": mu, "logvar": logvar, "loss": loss}
+
+
+def measure_train_vae(model, vae, images, labels, eps):
+    """What the check of ``train_vae`` compares before and after the epoch.
+
+    The grader decodes its own codes ``z = mu + sigma * eps`` and computes the
+    loss itself; the self-check takes the loss of the student's own model.
+    """
+    # BEGIN GRADER ONLY
+    if GRADER_COPY:
+        return encode_decode(model, False, images, labels, eps)
+    # END GRADER ONLY
+    return own_measurement(model, vae, images)
 
 
 def probe_train_vae(vae, assignment, request):
     """A few batches of ``train_vae``, with the grader's loss: the grader compares the loss before and after.
 
-    The model is exported before and after, for the grader's own measurement
-    on images this process never sees.
+    The grader's copy exports the model before and after, for its own
+    measurement on images this process never sees.
     """
     images = request["steps.images"]
     labels = request["steps.labels"]
     eval_images, eval_labels = request["steps.eval_images"], request["steps.eval_labels"]
     eps = request["steps.eps"]
     model = build_model(vae, False, eps.shape[1], float(request["steps.learning_rate"]))
-    before = encode_decode(model, False, eval_images, eval_labels, eps)
-    export_errors = [exported(model, False, eps.shape[1], "train_vae.before")]
+    before = measure_train_vae(model, vae, eval_images, eval_labels, eps)
+    export_errors = []
+    # BEGIN GRADER ONLY
+    export_errors.append(exported(model, False, eps.shape[1], "train_vae.before"))
+    # END GRADER ONLY
     batch_size = int(request["steps.batch_size"])
     loader = make_loader(images, labels, batch_size, request["seed"])
     args = grader_args({"vae_latent_size": eps.shape[1], "cvae_latent_size": eps.shape[1],
@@ -449,8 +499,10 @@ def probe_train_vae(vae, assignment, request):
                         "learning_rate": request["steps.learning_rate"], "seed": request["seed"]}, False)
     returned, steps = counting_steps(model, with_trusted_loss, (vae, assignment), assignment.train_vae, model,
                                      loader, args, False)
-    after = encode_decode(model, False, eval_images, eval_labels, eps)
+    after = measure_train_vae(model, vae, eval_images, eval_labels, eps)
+    # BEGIN GRADER ONLY
     export_errors.append(exported(model, False, eps.shape[1], "train_vae.after"))
+    # END GRADER ONLY
     result = {f"before.{k}": v for k, v in before.items()}
     if any(export_errors):
         result["export_error"] = next(e for e in export_errors if e)
@@ -460,19 +512,18 @@ def probe_train_vae(vae, assignment, request):
     return result
 
 
-UNIT_PROBES = ("reparametrize", "reparametrize_gradient", "loss_function", "vae_forward",
-               "cvae_forward", "one_hot", "train_vae")
-# The modules each probe needs; vae.py is imported first, so its probes still
-# run when assignment.py cannot be imported.
-NEEDS = {"one_hot": ("assignment",), "train_vae": ("vae", "assignment")}
+# The registry of unit probes, in the order they run: name -> (the probe, the submission's modules it
+# needs). vae.py is imported first, so its probes still run when assignment.py cannot be imported. The
+# grader and the self-check take the probes' names and needs from here; each has a check of the same
+# name in checks.UNIT_CHECKS.
 PROBES = {
-    "one_hot": probe_one_hot,
-    "reparametrize": probe_reparametrize,
-    "reparametrize_gradient": probe_reparametrize_gradient,
-    "loss_function": probe_loss_function,
-    "vae_forward": probe_vae_forward,
-    "cvae_forward": probe_cvae_forward,
-    "train_vae": probe_train_vae,
+    "reparametrize": (probe_reparametrize, ("vae",)),
+    "reparametrize_gradient": (probe_reparametrize_gradient, ("vae",)),
+    "loss_function": (probe_loss_function, ("vae",)),
+    "vae_forward": (probe_vae_forward, ("vae",)),
+    "cvae_forward": (probe_cvae_forward, ("vae",)),
+    "one_hot": (probe_one_hot, ("assignment",)),
+    "train_vae": (probe_train_vae, ("vae", "assignment")),
 }
 
 
@@ -489,12 +540,14 @@ def run_units(request, result, only=None):
     """Run the unit probes (all, or only one), importing only the modules each needs."""
     modules = {}
     seed_everything(request["seed"])
-    for name in UNIT_PROBES if only is None else (only,):
-        needed = [import_submission(result, module, modules) for module in NEEDS.get(name, ("vae",))]
+    for name in PROBES if only is None else (only,):
+        probe, needs = PROBES[name]
+        needed = [import_submission(result, module, modules) for module in needs]
         if all(module is not None for module in needed):
-            result.run(name, PROBES[name], *needed, request)
+            result.run(name, probe, *needed, request)
 
 
+# BEGIN GRADER ONLY
 def run_training(request, result, is_cvae, seconds=None, keep_epoch=False):
     """Train the submission's model under the grader's budget, then decode the grader's codes."""
     modules = {}
@@ -597,6 +650,7 @@ def train_and_decode(vae, assignment, request, is_cvae, publish=None, seconds=No
         elif metric < float(request["vae.stop_below"]):
             break
     return outputs
+# END GRADER ONLY
 
 
 def models_dir(result_path):
@@ -619,10 +673,12 @@ def main(argv):
         run_units(request, result)
     elif task.startswith("unit:"):
         run_units(request, result, only=task[len("unit:"):])
+    # BEGIN GRADER ONLY
     elif task in ("train_vae", "train_cvae"):
         seconds = float(argv[4]) if len(argv) > 4 else None
         keep_epoch = len(argv) > 5 and argv[5] == "keep-epoch"
         run_training(request, result, is_cvae=task == "train_cvae", seconds=seconds, keep_epoch=keep_epoch)
+    # END GRADER ONLY
     else:
         raise SystemExit(f"unknown task {task}")
     return 0

@@ -49,6 +49,13 @@ FORBIDDEN_SUFFIXES = (".keras", ".h5", ".npz", ".npy", ".pkl", ".pickle")
 MAX_LINE = 100
 
 
+# Parts of the grader's modules that the self-check's copies leave out: the grader's own formulas (the
+# loss, the codes it decodes), its training and its export. ``check.py`` scores the unit checks against
+# the expected values the release stores instead (``SELF_CHECK_EXPECTED``).
+GRADER_ONLY = re.compile(r"^\s*# (?P<kind>BEGIN|END) GRADER ONLY\s*$")
+SELF_CHECK_EXPECTED = "expected.json"
+
+
 class ReleaseError(Exception):
     """The release cannot be written; the one-line message says why and what to do."""
 
@@ -175,6 +182,53 @@ def make_stencil(text: str, filename: str) -> str:
     return stencil
 
 
+# The self-check: the grader's modules without their grader-only parts, and the expected values.
+
+
+def strip_grader_only(text: str, filename: str) -> str:
+    """``text`` without its ``# BEGIN GRADER ONLY`` ... ``# END GRADER ONLY`` blocks (markers included).
+
+    Runs of blank lines left behind shrink to two, and the result must compile.
+    """
+    kept: list[str] = []
+    open_at: int | None = None
+    for index, line in enumerate(text.splitlines()):
+        match = GRADER_ONLY.match(line)
+        if match and match["kind"] == "BEGIN":
+            if open_at is not None:
+                raise ReleaseError(f"{filename}:{index + 1}: a grader-only block inside the one opened at line "
+                                   f"{open_at + 1}")
+            open_at = index
+        elif match:
+            if open_at is None:
+                raise ReleaseError(f"{filename}:{index + 1}: END GRADER ONLY without a BEGIN above it")
+            open_at = None
+        elif open_at is None and not (line == "" and kept[-2:] == ["", ""]):
+            kept.append(line)
+    if open_at is not None:
+        raise ReleaseError(f"{filename}:{open_at + 1}: a grader-only block is never closed")
+    stripped = "\n".join(kept).rstrip() + "\n"
+    try:
+        compile(stripped, filename, "exec")
+    except SyntaxError as error:
+        raise ReleaseError(f"{filename} without its grader-only blocks does not compile (line {error.lineno}: "
+                           f"{error.msg})") from None
+    return stripped
+
+
+def self_check_expected() -> dict:
+    """The expected values of the self-check's unit checks, as JSON data (the self-check's seed)."""
+    import numpy as np
+
+    from autograder.checks import expected_values
+    from autograder.requests import SELF_CHECK_SEED, unit_request
+
+    # The expected values depend only on the seed, not on the training images the train_vae probe uses.
+    request = unit_request(SELF_CHECK_SEED, np.zeros((512, 28, 28), np.uint8), np.zeros(512, np.int64))
+    expected = {key: np.asarray(value).tolist() for key, value in expected_values(request).items()}
+    return {"seed": SELF_CHECK_SEED, "values": expected}
+
+
 # Leaks: solution lines or grader-only files in a release.
 
 
@@ -195,7 +249,8 @@ def solution_lines(code_dir: Path = CODE_DIR) -> set[str]:
     inside: set[str] = set()
     outside: set[str] = set()
     for module in SELF_CHECK_MODULES:
-        outside.update(line.strip() for line in (PACKAGE_DIR / module).read_text().splitlines())
+        shipped = strip_grader_only((PACKAGE_DIR / module).read_text(), module)
+        outside.update(line.strip() for line in shipped.splitlines())
     for path in sorted(code_dir.glob("*.py")):
         lines = path.read_text().splitlines()
         in_block = set()
@@ -309,7 +364,8 @@ def build_release(target: Path) -> None:
     package.mkdir()
     (package / "__init__.py").write_text(SELF_CHECK_INIT)
     for module in SELF_CHECK_MODULES:
-        shutil.copyfile(PACKAGE_DIR / module, package / module)
+        (package / module).write_text(strip_grader_only((PACKAGE_DIR / module).read_text(), module))
+    (package / SELF_CHECK_EXPECTED).write_text(json.dumps(self_check_expected(), indent=1) + "\n")
     outputs = target / "hw" / "outputs"
     outputs.mkdir(parents=True)
     (outputs / ".gitkeep").write_text("")

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from autograder.config import GradeConfig
 
 # The train_vae probe's model (latent size) and the images its loss is measured on.
+# The students' self-check draws its inputs from this public seed; the grader's come from the secret.
+SELF_CHECK_SEED = 2024
 STEPS_LATENT_SIZE = 8
 STEPS_EVAL_IMAGES = 256
 

@@ -12,7 +12,8 @@ from autograder.grade import unit_request
 def request_():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(600, 28, 28), dtype=np.uint8)
-    return unit_request(1234, images, rng.integers(0, 10, 600, dtype=np.uint8))
+    request = unit_request(1234, images, rng.integers(0, 10, 600, dtype=np.uint8))
+    return {**request, **checks.expected_values(request)}
 
 
 def test_points_total_100_and_keys_are_unique():
@@ -101,6 +102,7 @@ def test_negative_elbo_matches_a_hand_computation():
     ("sigma_as_variance", "standard deviation is used where the variance belongs"),
     ("no_batch_mean", "not divided by the batch size"),
     ("no_kl", "KL term is missing"),
+    ("mu_sign", "mu**2 has the wrong sign"),
 ])
 def test_loss_check_names_the_bug(request_, bug, expected_cause):
     def buggy(x_hat, x, mu, logvar):
@@ -112,6 +114,7 @@ def test_loss_check_names_the_bug(request_, bug, expected_cause):
             "sigma_as_variance": (bce - 0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar / 2))) / n,
             "no_batch_mean": bce + kl,
             "no_kl": bce / n,
+            "mu_sign": (bce - 0.5 * np.sum(1 + logvar + mu**2 - np.exp(logvar))) / n,
         }[bug]
 
     values = np.array([buggy(*batch) for batch in batches(request_)])

@@ -1,6 +1,8 @@
 """The student release: the stencil, what it leaves out, the self-check, and check-release."""
 
+import ast
 import filecmp
+import json
 import os
 import re
 import shutil
@@ -92,11 +94,14 @@ def test_release_holds_the_stencil_the_provided_modules_and_the_student_files(re
         "README.md", "handout.md", "requirements.txt", "hw/outputs/.gitkeep",
         *(f"hw/code/{name}" for name in ("vae.py", "assignment.py", *PROVIDED)),
         *(f"hw/code/_selfcheck/{name}" for name in ("__init__.py", *release.SELF_CHECK_MODULES)),
+        f"hw/code/_selfcheck/{release.SELF_CHECK_EXPECTED}",
     }
     for name in PROVIDED:
         assert filecmp.cmp(CODE_DIR / name, release_dir / "hw" / "code" / name, shallow=False), name
     for name in release.SELF_CHECK_MODULES:
-        assert filecmp.cmp(PACKAGE_DIR / name, release_dir / "hw" / "code" / "_selfcheck" / name, shallow=False)
+        shipped = (release_dir / "hw" / "code" / "_selfcheck" / name).read_text()
+        assert shipped == release.strip_grader_only((PACKAGE_DIR / name).read_text(), name)
+        assert "GRADER ONLY" not in shipped.replace('"BEGIN GRADER ONLY" and "END GRADER ONLY"', "")
     assert (release_dir / "hw" / "outputs" / ".gitkeep").read_text() == ""
     readme = (release_dir / "README.md").read_text()
     assert "python check.py" in readme and "Submit" in readme and "requirements.txt" in readme
@@ -295,3 +300,102 @@ def test_check_release_names_each_surprise():
     assert len(earned) == 1 and "stencil earns 5/5 on one_hot" in earned[0]
     broken = release.report_problems(report(full), report([0] * len(full), "SyntaxError"))
     assert len(broken) == len(full) and "without reaching a stub" in broken[0]
+
+
+# No solution in any shipped file.
+
+
+def test_grader_only_blocks_are_stripped_and_must_pair_up():
+    text = "a = 1\n# BEGIN GRADER ONLY\nb = 2\n\n\n# END GRADER ONLY\n\n\n\n\nc = 3\n"
+    assert release.strip_grader_only(text, "m.py") == "a = 1\n\n\nc = 3\n"
+    for broken in ("# BEGIN GRADER ONLY\n", "# END GRADER ONLY\n",
+                   "# BEGIN GRADER ONLY\n# BEGIN GRADER ONLY\n# END GRADER ONLY\n"):
+        with pytest.raises(release.ReleaseError):
+            release.strip_grader_only(broken, "m.py")
+    with pytest.raises(release.ReleaseError, match="does not compile"):
+        release.strip_grader_only("if x:\n    # BEGIN GRADER ONLY\n    y = 1\n    # END GRADER ONLY\n", "m.py")
+
+
+def test_the_stored_expected_values_are_the_graders_own(release_dir):
+    import numpy as np
+
+    from autograder.checks import expected_values
+    from autograder.requests import SELF_CHECK_SEED, unit_request
+
+    stored = json.loads((release_dir / "hw" / "code" / "_selfcheck" / release.SELF_CHECK_EXPECTED).read_text())
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, size=(600, 28, 28), dtype=np.uint8)
+    # The values depend on the seed only, not on the images of the train_vae probe.
+    computed = expected_values(unit_request(SELF_CHECK_SEED, images, rng.integers(0, 10, 600)))
+    assert stored["seed"] == SELF_CHECK_SEED and set(stored["values"]) == set(computed)
+    for key, value in computed.items():
+        np.testing.assert_allclose(stored["values"][key], value, rtol=1e-12)
+
+
+# Names of calls that compute a solution: the KL (exp of logvar, mu squared), the reparametrization
+# (exp of logvar), the cross-entropy (logarithms).
+LOG_CALLS = ("log", "log1p", "xlogy", "binary_crossentropy", "BinaryCrossentropy", "sigmoid_cross_entropy_with_logits")
+
+
+def solution_code(path):
+    """Where the code of ``path`` computes a KL, a reparametrization or a cross-entropy (strings aside).
+
+    The provided ``bce_function`` of vae.py is the one place a cross-entropy may be computed.
+    """
+    tree = ast.parse(path.read_text())
+    allowed = {id(node) for function in ast.walk(tree) if isinstance(function, ast.FunctionDef)
+               and function.name == "bce_function" for node in ast.walk(function)}
+
+    def names(node):
+        return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | \
+            {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in allowed:
+            continue
+        if isinstance(node, ast.Call):
+            callee = node.func.attr if isinstance(node.func, ast.Attribute) else ""
+            arguments = set().union(*(names(argument) for argument in node.args)) if node.args else set()
+            if callee == "exp" and "logvar" in arguments:
+                found.append(f"{path.name}:{node.lineno}: exp(logvar)")
+            if callee in LOG_CALLS or (isinstance(node.func, ast.Name) and node.func.id in LOG_CALLS[1:]):
+                found.append(f"{path.name}:{node.lineno}: a logarithm")
+            if callee == "square" and "mu" in arguments:
+                found.append(f"{path.name}:{node.lineno}: square(mu)")
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and "mu" in names(node.left):
+            found.append(f"{path.name}:{node.lineno}: mu**")
+    return found
+
+
+def test_no_release_file_computes_the_kl_the_reparametrization_or_the_cross_entropy(release_dir):
+    found = [hit for path in sorted(release_dir.rglob("*.py")) for hit in solution_code(path)]
+    assert found == []
+    # The same scan finds them in the grader's own modules and in the reference solution.
+    grader = {hit.split(": ", 1)[1] for name in ("checks.py", "harness.py") for hit in solution_code(PACKAGE_DIR / name)}
+    assert {"exp(logvar)", "a logarithm", "mu**"} <= grader
+    reference = {hit.split(": ", 1)[1] for hit in solution_code(CODE_DIR / "vae.py")}
+    assert "exp(logvar)" in reference and reference & {"square(mu)", "mu**"}
+
+
+@pytest.mark.slow
+def test_no_function_of_the_release_earns_a_stubs_check_in_its_place(release_dir, tmp_path):
+    """Every function of every release file, called in the place of a stub, earns none of its check's points.
+
+    The reference solution fills every other part, and its own functions (the
+    positive controls) earn full marks in the same runs.
+    """
+    mnist = require_mnist_dir()
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for name in release.STENCIL_FILES:
+        shutil.copyfile(CODE_DIR / name, reference / name)
+    work = tmp_path / "work"
+    work.mkdir()
+    done = run_python(str(REPO_DIR / "tests" / "substitute_stubs.py"), str(release_dir / "hw" / "code"),
+                      str(reference), mnist, cwd=work, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["earned"] == []
+    assert report["tried"] > 100
+    assert all(fraction == 1.0 for fractions in report["controls"].values() for fraction in fractions.values())

@@ -16,6 +16,7 @@ in the grader.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -25,13 +26,14 @@ import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Callable
 
 import numpy as np
 
 CODE_DIR = Path(__file__).resolve().parent
-# The self-check draws its own inputs with the grader's request builder; only the seed differs.
-SEED = 2024
 # Limits of the child that runs every probe, and of a probe run again on its own after a crash.
 ALL_PROBES_SECONDS = 300
 ONE_PROBE_SECONDS = 120
@@ -40,11 +42,22 @@ FEEDBACK_INDENT = "       "
 TF_LOG_LINE = re.compile(r"(WARNING: All log messages before absl|[IWEF]\d{4} \d\d:\d\d:\d\d)")
 
 
-def grader_modules():
-    """The grader's checks, its request builders and the path of its harness.
+@dataclass
+class SelfCheck:
+    """The grader's unit checks and request builder, its harness, and the expected values of the checks."""
 
-    In the student release they are copied into ``_selfcheck/``; in the course
-    repository they are the ``autograder`` package itself.
+    checks: ModuleType
+    requests: ModuleType
+    harness: Path
+    expected: Callable[[dict], dict]
+
+
+def grader_modules() -> SelfCheck:
+    """The grader's checks, request builder and harness, and where the expected values come from.
+
+    In the student release they are the ``_selfcheck/`` copies (without the
+    grader's formulas) and the values the release stored for the self-check's
+    seed; in the course repository, the ``autograder`` package itself.
     """
     bundled = CODE_DIR / "_selfcheck"
     if bundled.is_dir():
@@ -52,14 +65,21 @@ def grader_modules():
             sys.path.insert(0, str(CODE_DIR))
         from _selfcheck import checks, requests
 
-        return checks, requests, bundled / "harness.py"
+        stored = json.loads((bundled / "expected.json").read_text())
+
+        def expected(request: dict) -> dict:
+            if int(request["seed"]) != stored["seed"]:
+                raise ValueError(f"the stored expected values are for seed {stored['seed']}, not {request['seed']}")
+            return {key: np.asarray(value) for key, value in stored["values"].items()}
+
+        return SelfCheck(checks, requests, bundled / "harness.py", expected)
     repo = CODE_DIR.parent.parent
     if (repo / "autograder" / "checks.py").is_file():
         if str(repo) not in sys.path:
             sys.path.insert(0, str(repo))
         from autograder import checks, requests
 
-        return checks, requests, repo / "autograder" / "harness.py"
+        return SelfCheck(checks, requests, repo / "autograder" / "harness.py", checks.expected_values)
     raise FileNotFoundError(f"the _selfcheck folder is missing from {CODE_DIR}; "
                             "copy it back from the assignment's release")
 
@@ -115,23 +135,16 @@ def load_result(path: Path) -> dict:
 
 
 def run_probes(checks, harness: Path, work: Path) -> tuple[dict[str, tuple[dict, str]], list[str]]:
-    """Every probe in one child; a probe it did not reach runs again in a child of its own.
+    """Every probe in one child; a probe it did not reach runs again in a child of its own, as in the grader.
 
-    As in the grader, the step where the first child stopped is not run
-    again. Returns each probe's (arrays, how its child ended) and the output
-    of any child that failed.
+    Returns each probe's (arrays, how its child ended) and the output of any
+    child that failed.
     """
     shutil.copyfile(harness, work / "harness.py")
     arrays, detail, output = run_harness(work / "harness.py", "units", work, ALL_PROBES_SECONDS)
     runs = {probe: (arrays, detail) for probe in checks.UNIT_CHECKS}
     failures = [output] if not all(f"done.{probe}" in arrays for probe in runs) else []
-    stopped_at = next((key[len("started."):] for key in arrays if key.startswith("started.")
-                       and f"done.{key[len('started.'):]}" not in arrays), "")
-    for probe in runs:
-        needs = checks.PROBE_MODULES.get(probe, ("vae",))
-        if (f"done.{probe}" in arrays or probe == stopped_at
-                or stopped_at.removeprefix("import_") in needs):
-            continue
+    for probe in checks.probes_to_run_alone(arrays):
         alone, alone_detail, alone_output = run_harness(work / "harness.py", f"unit:{probe}", work,
                                                         ONE_PROBE_SECONDS)
         runs[probe] = (alone, alone_detail)
@@ -184,22 +197,25 @@ def main(argv=None) -> int:
                              "then a download)")
     args = parser.parse_args(argv)
     try:
-        checks, requests, harness = grader_modules()
-    except (FileNotFoundError, ImportError) as error:
+        found = grader_modules()
+    except (FileNotFoundError, ImportError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    checks, requests = found.checks, found.requests
     images, labels, no_data = training_images(args.data_dir)
     if no_data:
         print(f"MNIST is not available, so train_vae is not checked:\n{textwrap.indent(no_data, '    ')}\n")
         # The train_vae probe still needs images to run on; its result is not scored.
         images, labels = np.zeros((512, 28, 28), np.uint8), np.zeros(512, np.int64)
-    request = requests.unit_request(SEED, images, labels)
+    request = requests.unit_request(requests.SELF_CHECK_SEED, images, labels)
     print(f"Checking vae.py and assignment.py in {CODE_DIR} with the autograder's unit checks...",
           flush=True)
     with tempfile.TemporaryDirectory(prefix="vae-check-") as work:
         work = Path(work)
         requests.save_request(work / "request.npz", request)
-        runs, failures = run_probes(checks, harness, work)
+        # What the checks compare with joins the request only after the child's copy is written.
+        request.update(found.expected(request))
+        runs, failures = run_probes(checks, found.harness, work)
     return 0 if print_report(checks, runs, request, failures, skip_train_vae=bool(no_data)) else 1
 
 

