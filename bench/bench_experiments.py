@@ -1,4 +1,4 @@
-"""Wall time of each experiment command of ``hw/code/experiments.py``, quick or full.
+"""Wall time of each experiment command of ``python -m experiments``, quick or full.
 
 Each command runs as a fresh process (TensorFlow's start-up included) with its
 own empty ``--outputs_dir``, so nothing is skipped as already finished. With
@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parents[1]
-EXPERIMENTS = REPO_DIR / "hw" / "code" / "experiments.py"
 
 # The commands of the README's experiments section, with their default flags.
 COMMANDS: dict[str, list[str]] = {
@@ -47,11 +46,12 @@ def time_command(flags: list[str], quick: bool, keep: Path | None = None) -> dic
         outputs = keep if keep is not None else Path(scratch)
         if keep is not None:
             keep.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, str(EXPERIMENTS), *flags, "--outputs_dir", str(outputs),
+        command = [sys.executable, "-m", "experiments", *flags, "--outputs_dir", str(outputs.resolve()),
                    *(["--quick"] if quick else [])]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         start = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True, env=env)
+        # The package is found from the repository root, whatever the caller's folder.
+        result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO_DIR)
         seconds = time.perf_counter() - start
     if result.returncode != 0:
         print(result.stdout[-2000:], result.stderr[-4000:], file=sys.stderr)

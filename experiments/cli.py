@@ -1,8 +1,8 @@
 """Experiments beyond the assignment: β-VAE, KL annealing, likelihoods, conv models, metrics, figures.
 
-    python hw/code/experiments.py beta-sweep --betas 0 0.5 1 2 4 8
-    python hw/code/experiments.py anneal --kl_warmup_epochs 5
-    python hw/code/experiments.py traverse | manifold | compare-ae | evaluate [--quick]
+    python -m experiments beta-sweep --betas 0 0.5 1 2 4 8
+    python -m experiments anneal --kl_warmup_epochs 5
+    python -m experiments traverse | manifold | compare-ae | evaluate [--quick]
 
 Everything here is optional: ``assignment.py`` and the student API are unchanged.
 Results go to ``--outputs_dir`` (default ``hw/outputs/<experiment>/``).
@@ -12,17 +12,36 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
-from pathlib import Path
+from typing import Callable
 
-from experiment_runs import ARCHITECTURES, EXPERIMENTS, ExperimentConfig
-from likelihoods import BINARIZATIONS, LIKELIHOODS
-from training import UsageError, _positive
+from training import UsageError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from .likelihoods import BINARIZATIONS, LIKELIHOODS
+from .runs import ARCHITECTURES, EXPERIMENTS, ExperimentConfig
+
+PROG = "python -m experiments"
 
 
-def _non_negative(text: str) -> float:
+def positive(kind: type) -> Callable[[str], int | float]:
+    """An argparse type: a finite number of ``kind`` greater than 0."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, got {text}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def non_negative(text: str) -> float:
+    """An argparse type: a finite float >= 0."""
     try:
         value = float(text)
     except ValueError:
@@ -35,30 +54,30 @@ def _non_negative(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The command line; every default comes from ``ExperimentConfig``."""
     d = ExperimentConfig()
-    parser = argparse.ArgumentParser(prog="experiments.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("experiment", choices=EXPERIMENTS)
     parser.add_argument("--dataset", default=d.dataset, help="mnist, fashion_mnist or tfds:NAME")
     parser.add_argument("--data_dir", default=None,
                         help="folder with the dataset's IDX files (or tensorflow-datasets' data_dir)")
     parser.add_argument("--arch", choices=ARCHITECTURES, default=d.arch)
     parser.add_argument("--cvae", action="store_true", help="the conditional VAE")
-    parser.add_argument("--latent_size", type=_positive(int), default=None)
-    parser.add_argument("--beta", type=_non_negative, default=d.beta,
+    parser.add_argument("--latent_size", type=positive(int), default=None)
+    parser.add_argument("--beta", type=non_negative, default=d.beta,
                         help="weight of the KL term (0: a plain autoencoder)")
-    parser.add_argument("--betas", type=_non_negative, nargs="+", default=d.betas,
+    parser.add_argument("--betas", type=non_negative, nargs="+", default=d.betas,
                         help="the β values of beta-sweep")
-    parser.add_argument("--kl_warmup_epochs", type=_non_negative, default=d.kl_warmup_epochs,
+    parser.add_argument("--kl_warmup_epochs", type=non_negative, default=d.kl_warmup_epochs,
                         help="epochs of the linear ramp of the KL weight from 0 to β")
-    parser.add_argument("--kl_hold_epochs", type=_non_negative, default=d.kl_hold_epochs,
+    parser.add_argument("--kl_hold_epochs", type=non_negative, default=d.kl_hold_epochs,
                         help="epochs at KL weight 0 before the ramp")
     parser.add_argument("--likelihood", choices=LIKELIHOODS, default=d.likelihood)
-    parser.add_argument("--sigma", type=_positive(float), default=d.sigma,
+    parser.add_argument("--sigma", type=positive(float), default=d.sigma,
                         help="standard deviation of the Gaussian likelihood")
     parser.add_argument("--binarize", choices=BINARIZATIONS, default=d.binarize)
-    parser.add_argument("--batch_size", type=_positive(int), default=d.batch_size)
-    parser.add_argument("--num_epochs", type=_positive(int), default=d.num_epochs)
-    parser.add_argument("--learning_rate", type=_positive(float), default=d.learning_rate)
-    parser.add_argument("--iw_samples", type=_positive(int), default=d.iw_samples,
+    parser.add_argument("--batch_size", type=positive(int), default=d.batch_size)
+    parser.add_argument("--num_epochs", type=positive(int), default=d.num_epochs)
+    parser.add_argument("--learning_rate", type=positive(float), default=d.learning_rate)
+    parser.add_argument("--iw_samples", type=positive(int), default=d.iw_samples,
                         help="K of the importance-weighted likelihood estimate")
     parser.add_argument("--weights", default=None,
                         help="evaluate: load these weights (e.g. hw/outputs/vae.weights.h5) instead of training")
@@ -78,13 +97,11 @@ def parse_config(argv: list[str] | None = None) -> ExperimentConfig:
 
 
 def load_scorer():
-    """The autograder's classifier, or ``(None, why)`` when it cannot be loaded."""
-    from experiment_commands import Scorer
+    """The autograder's classifier as a Scorer, or ``(None, why)`` when it cannot be loaded."""
+    from .commands import Scorer
 
-    # hw/code runs as a script folder, so the repository root (the home of the
-    # autograder package) is added only for this optional metric.
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.append(str(REPO_ROOT))
+    # The autograder package sits beside this one at the repository root, so it
+    # imports whenever this package does; the classifier's file may still be missing.
     try:
         from autograder.classifier import load_classifier, predict_digits
 
@@ -94,6 +111,7 @@ def load_scorer():
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the experiment the command line names; returns the exit status (2: usage or data error)."""
     from mnist_data import DataError
     from training import NonFiniteLossError, select_device, seed_everything
 
@@ -102,17 +120,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Device: {select_device(config.device)}")
         seed_everything(config.seed)
         scorer, note = load_scorer() if config.cvae else (None, "")
-        from experiment_commands import run_experiment
+        from .commands import run_experiment
 
         run_experiment(config, scorer, note)
     except (UsageError, DataError) as error:
-        print(f"experiments.py: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     except NonFiniteLossError as error:
-        print(f"experiments.py: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

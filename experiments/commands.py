@@ -1,7 +1,7 @@
-"""The experiments of ``experiments.py``: which runs each trains, its figures, CSV and report.
+"""The experiments of ``python -m experiments``: which runs each trains, its figures, CSV and report.
 
 Each experiment writes under ``config.outputs_dir``: ``runs/<name>/`` per
-trained model (see ``experiment_runs``), ``results.csv``, the PNG figures and
+trained model (see ``experiments.runs``), ``results.csv``, the PNG figures and
 ``report.md``.
 """
 
@@ -16,17 +16,10 @@ from typing import Callable
 
 import numpy as np
 
-import experiment_figures as ef
-from experiment_runs import (
-    Data,
-    ExperimentConfig,
-    RunResult,
-    RunSpec,
-    execute_run,
-    load_data,
-    write_text_atomically,
-)
-from metrics import (
+from training import UsageError, progress_bar
+
+from . import figures as ef
+from .metrics import (
     Likelihood,
     active_units,
     classifier_scores,
@@ -35,7 +28,15 @@ from metrics import (
     posterior_stats,
     sample_diversity,
 )
-from training import UsageError, progress_bar
+from .runs import (
+    Data,
+    ExperimentConfig,
+    RunResult,
+    RunSpec,
+    execute_run,
+    load_data,
+    write_text_atomically,
+)
 
 SAMPLES_PER_CLASS = 100
 # Experiments whose figures read the latent space of an unconditional model.
@@ -194,7 +195,8 @@ def run_experiment(config: ExperimentConfig, scorer: Scorer | None, scorer_note:
         report.figure(path, out, "Test metrics against β (symmetric log axis, linear below 0.5 so that β = 0 fits)")
         report.text(f"Best β = {primary.spec.beta:g}, by the criterion: the lowest importance-weighted "
                     "estimate of the test negative log-likelihood (the best density model; the ELBO "
-                    "itself is only a bound, and its reconstruction and KL trade off against each other as β changes).")
+                    "itself is only a bound, and its reconstruction and KL trade off against each other as β "
+                    "changes).")
     if config.experiment == "compare-ae":
         pairs = np.random.default_rng(config.seed).choice(len(images), size=(8, 2), replace=False).reshape(-1)
         models = {f"{r.spec.name} (β = {r.spec.beta:g})": r.model for r in results}

@@ -1,7 +1,7 @@
-"""Figures and the Markdown report of ``experiments.py``.
+"""Figures and the Markdown report of ``python -m experiments``.
 
-Every figure is written atomically by ``figures.save_figure``. Images are
-``(N, 1, 28, 28)`` in [0, 1]; codes ``(N, Z)``.
+Every figure is written atomically by the assignment's ``figures.save_figure``.
+Images are ``(N, 1, 28, 28)`` in [0, 1]; codes ``(N, Z)``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import decode, image_grid_figure, interpolation_codes, plt, save_figure, tile_images
+# The assignment's figures module (hw/code/figures.py), not this one. It selects
+# matplotlib's Agg backend, so it is imported before pyplot.
+from figures import decode, image_grid_figure, interpolation_codes, save_figure, tile_images
+import matplotlib.pyplot as plt
 
 TRAVERSAL_STEPS = 9
 TRAVERSAL_RANGE = 3.0

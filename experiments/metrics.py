@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from likelihoods import (
+from .likelihoods import (
     kl_per_dimension,
     log_diagonal_normal,
     log_standard_normal,

@@ -1,4 +1,4 @@
-"""Configuration, data, models, training and resumable runs behind ``experiments.py``.
+"""Configuration, data, models, training and resumable runs behind ``python -m experiments``.
 
 A *run* is one trained model: its weights, its per-epoch history and its
 test metrics, in ``<outputs_dir>/runs/<name>/``. ``metrics.json`` is written
@@ -23,10 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from likelihoods import BINARIZATIONS, LIKELIHOODS, static_binarize
 from training import (
-    CODE_DIR,
     DEFAULT_LATENT_SIZE,
+    DEFAULT_OUTPUTS_DIR,
     INPUT_SIZE,
     NUM_CLASSES,
     NonFiniteLossError,
@@ -36,9 +35,11 @@ from training import (
     save_weights_atomically,
 )
 
+from . import datasets
+from .likelihoods import BINARIZATIONS, LIKELIHOODS, static_binarize
+
 EXPERIMENTS = ("beta-sweep", "anneal", "traverse", "manifold", "compare-ae", "evaluate")
 ARCHITECTURES = ("mlp", "conv")
-DATASETS = ("mnist", "fashion_mnist", "tfds:NAME")
 DEFAULT_BETAS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 # --quick: a small subset and budget, so that every experiment ends within a minute on 2 cores.
@@ -52,7 +53,7 @@ TRACKING_IMAGES = 1000
 
 @dataclass
 class ExperimentConfig:
-    """Every option of ``experiments.py``; the CLI is built from these fields and defaults."""
+    """Every option of ``python -m experiments``; the CLI is built from these fields and defaults."""
 
     experiment: str = "evaluate"
     dataset: str = "mnist"
@@ -81,7 +82,7 @@ class ExperimentConfig:
         if self.latent_size is None:
             self.latent_size = DEFAULT_LATENT_SIZE["cvae" if self.cvae else "vae"]
         if self.outputs_dir is None:
-            self.outputs_dir = str(CODE_DIR.parent / "outputs" / self.experiment)
+            self.outputs_dir = str(DEFAULT_OUTPUTS_DIR / self.experiment)
         if self.quick:
             self.num_epochs = min(self.num_epochs, QUICK_EPOCHS)
             self.iw_samples = min(self.iw_samples, QUICK_IW_SAMPLES)
@@ -97,8 +98,8 @@ class ExperimentConfig:
             raise UsageError(f"--likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
         if self.binarize not in BINARIZATIONS:
             raise UsageError(f"--binarize must be one of {BINARIZATIONS}, got {self.binarize!r}")
-        if self.dataset not in ("mnist", "fashion_mnist") and not self.dataset.startswith("tfds:"):
-            raise UsageError(f"--dataset must be mnist, fashion_mnist or tfds:NAME, got {self.dataset!r}")
+        if not datasets.is_known(self.dataset):
+            raise UsageError(f"--dataset must be one of {', '.join(datasets.DATASETS)}, got {self.dataset!r}")
         for name in ("beta", "kl_warmup_epochs", "kl_hold_epochs"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -166,52 +167,9 @@ def kl_weight(epoch_progress: float, beta: float, warmup_epochs: float, hold_epo
 # ---------------------------------------------------------------------------
 
 
-def load_tfds_arrays(name: str, data_dir: str | None) -> dict[str, np.ndarray]:
-    """The train and test splits of tensorflow-datasets' ``name`` as uint8 arrays, without downloading.
-
-    Raises UsageError (one line) when the package, the dataset or its prepared
-    files are missing, or when its images are not 28x28 grey levels.
-    """
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        raise UsageError("--dataset tfds:NAME needs tensorflow-datasets (pip install tensorflow-datasets)") from None
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as error:
-        raise UsageError(f"tensorflow-datasets has no dataset {name!r} ({type(error).__name__})") from None
-    if not builder.is_prepared():
-        raise UsageError(
-            f"tensorflow-datasets dataset {name!r} is not available in {builder.data_dir}: this program "
-            f"does not download; prepare it on a machine with internet (tfds build {name}) and pass --data_dir"
-        )
-    arrays = {}
-    for split in ("train", "test"):
-        images, labels = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, as_supervised=True))
-        if images.shape[1:] not in ((28, 28, 1), (28, 28)) or images.dtype != np.uint8:
-            raise UsageError(f"tfds:{name} has images of shape {images.shape[1:]} {images.dtype}; "
-                             "only 28x28 grey-level uint8 images are supported")
-        arrays[f"{split}_images"] = images.reshape(-1, 28, 28)
-        arrays[f"{split}_labels"] = labels.astype(np.int64)
-    return arrays
-
-
 def load_data(config: ExperimentConfig) -> Data:
     """The dataset named by ``config.dataset``, subsampled for --quick and binarized as asked."""
-    import mnist_data
-
-    if config.dataset.startswith("tfds:"):
-        name = config.dataset.split(":", 1)[1]
-        arrays = load_tfds_arrays(name, config.data_dir)
-        source = f"tensorflow-datasets {name}"
-        num_classes = int(max(arrays["train_labels"].max(), arrays["test_labels"].max())) + 1
-    else:
-        spec = mnist_data.MNIST if config.dataset == "mnist" else mnist_data.FASHION_MNIST
-        # MNIST_DATA_DIR names MNIST's folder, so it must not be read for Fashion-MNIST.
-        loaded = mnist_data.load_arrays(config.data_dir, spec=spec, use_env=spec is mnist_data.MNIST)
-        arrays = {role: getattr(loaded, role) for role in mnist_data.ROLES}
-        source = loaded.source
-        num_classes = NUM_CLASSES
+    arrays, source, num_classes = datasets.load(config.dataset, config.data_dir)
     if config.cvae and num_classes != NUM_CLASSES:
         raise UsageError(f"--cvae needs {NUM_CLASSES} classes; {config.dataset} has {num_classes}")
     if config.quick:
@@ -240,7 +198,7 @@ def build_model(config: ExperimentConfig, latent_size: int):
     import tensorflow as tf
 
     if config.arch == "conv":
-        from conv_models import ConvCVAE as CVAE, ConvVAE as VAE
+        from .conv_models import ConvCVAE as CVAE, ConvVAE as VAE
     else:
         from vae import CVAE, VAE
     images = tf.zeros((1, 1, 28, 28))
@@ -284,9 +242,10 @@ def train(model, data: Data, config: ExperimentConfig, run: RunSpec, log: Callab
     import keras
     import tensorflow as tf
 
-    from likelihoods import dynamic_binarize, kl_per_dimension, reconstruction_nll
-    from metrics import active_units, posterior_stats
     from mnist_data import make_dataset
+
+    from .likelihoods import dynamic_binarize, kl_per_dimension, reconstruction_nll
+    from .metrics import active_units, posterior_stats
 
     dataset = make_dataset(data.train_images, data.train_labels, config.batch_size,
                            buffer_size=len(data.train_labels), seed=config.seed)

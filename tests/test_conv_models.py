@@ -1,11 +1,11 @@
-"""Tests for hw/code/conv_models.py: the student contract's shapes for the convolutional models."""
+"""Tests for experiments/conv_models.py: the student contract's shapes for the convolutional models."""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from conv_models import ConvCVAE, ConvVAE
+from experiments.conv_models import ConvCVAE, ConvVAE
 
 
 def test_conv_vae_shapes():

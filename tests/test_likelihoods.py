@@ -1,4 +1,4 @@
-"""Tests for hw/code/likelihoods.py: each negative log-likelihood against a hand computation."""
+"""Tests for experiments/likelihoods.py: each negative log-likelihood against a hand computation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import likelihoods as lk
+from experiments import likelihoods as lk
 
 
 def test_bernoulli_nll_by_hand():

