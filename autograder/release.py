@@ -34,8 +34,8 @@ _MARKER = re.compile(r"^(?P<indent>\s*)# (?P<kind>BEGIN|END) SOLUTION\b")
 STENCIL_FILES = ("vae.py", "assignment.py")
 # The grader's modules that check.py runs, copied into the release under a private package.
 SELF_CHECK_PACKAGE = "_selfcheck"
-# The provided modules students get; everything else in hw/code (the experiments,
-# whose models and losses would give the solution away) stays with instructors.
+# The provided modules students get; only these and the stencil files leave hw/code (the instructor's
+# experiments live in their own package, experiments/, and never ship).
 RELEASED_PROVIDED = (*PROVIDED_MODULES, "check.py")
 SELF_CHECK_MODULES = ("checks.py", "harness.py", "requests.py")
 SELF_CHECK_INIT = ('"""A copy of the course autograder\'s unit checks, used by ``check.py``.\n\n'
