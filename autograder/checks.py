@@ -819,8 +819,10 @@ def generation_table_html(stats: GenerationStats, reference: ReferenceStats | No
         body += row
         if reference is not None:
             body += _digit_row("reference solution", getattr(reference, reference_field), style, reference=True)
-    if stats.real_digit_diversity is not None:
-        body += _digit_row("diversity of real test digits", stats.real_digit_diversity, ".3f")
+    # The stored reference measured the same real digits (the first of each digit in the test set).
+    real = stats.real_digit_diversity or (reference.real_digit_diversity if reference is not None else None)
+    if real is not None:
+        body += _digit_row("diversity of real test digits", real, ".3f")
     return f"<table>{header}{body}</table>"
 
 
@@ -830,17 +832,20 @@ def generation_details_html(stats: GenerationStats, full_credit: float, zero_cre
     low, high = stats.accuracy_interval
     beside = ""
     if reference is not None:
-        beside = (f"; the reference solution: {reference.accuracy:.1%} ({reference.accuracy_interval[0]:.1%} to "
-                  f"{reference.accuracy_interval[1]:.1%})")
+        beside = (f" The reference solution: {reference.accuracy:.1%} ({reference.accuracy_interval[0]:.1%} to "
+                  f"{reference.accuracy_interval[1]:.1%}).")
     accuracy = (f"<p>Classifier accuracy on your samples ({stats.count // NUM_CLASSES} per digit, z ~ N(0, I) drawn "
-                f"by the grader): <b>{stats.accuracy:.1%}</b>, 95% interval {low:.1%} to {high:.1%}{beside} (full "
-                f"credit above {full_credit:.0%}, none at {zero_credit:.0%} or below, linear in between).</p>")
-    # Decoded images are pixel probabilities, smoother than the near-binary real digits, so a good
-    # model's diversity sits below the real digits'; values near 0 mean z barely matters.
+                f"by the grader): <b>{stats.accuracy:.1%}</b> (95% interval {low:.1%} to {high:.1%}); full credit "
+                f"above {full_credit:.0%}, none at {zero_credit:.0%} or below, linear in between.{beside}</p>")
+    source = ""
+    if reference is not None:
+        measured = f" ({reference.date})" if reference.date else ""
+        source = (" Reference solution: the course's own solution, graded once by this grader with its default "
+                  f"settings{html.escape(measured, quote=False)}.")
     legend = ("<p>Mean confidence: the classifier's mean probability of the requested digit. Diversity: the "
               "per-pixel standard deviation of a digit's samples, averaged over the pixels; near 0, z barely "
               "changes the image. Decoded images are pixel probabilities, smoother than real digits, so their "
-              "diversity is lower than that of real test digits.</p>")
+              f"diversity is lower than that of real test digits.{source}</p>")
     reference_distance = ("" if reference is None else
                           f" (the reference solution: {reference.median_nearest_distance:.2f})")
     measures = (f"<p>Within-digit variation (mean pixel std): {stats.within_digit_std:.3f}; median distance to "

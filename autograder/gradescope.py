@@ -36,7 +36,8 @@ exec "$PYTHON" -m autograder grade "$ROOT/submission" --results "$ROOT/results/r
 
 
 def archive_members() -> dict[str, Path]:
-    """Zip name -> file on disk: the grader package, the classifier and the provided modules."""
+    """Zip name -> file on disk: the grader package, the classifier, the reference solution's statistics
+    (``reference_stats.json``) and the provided modules."""
     members = {}
     for path in sorted(PACKAGE_DIR.iterdir()):
         if path.suffix in (".py", ".keras", ".txt", ".json") and path.is_file():

@@ -1,13 +1,17 @@
 """The reference solution's generation statistics, measured once and shipped with the grader.
 
 ``python -m autograder.reference_stats`` grades the reference solution (``hw/code``) with the real
-defaults and writes its "CVAE generation" statistics to ``autograder/reference_stats.json``; every
-grade's feedback then shows them beside the student's own, without training the reference again.
+default configuration and writes its "CVAE generation" statistics to ``autograder/reference_stats.json``.
+Every grade's feedback then shows them beside the student's own, without training the reference again.
+A missing or unreadable file only removes the reference's values from the feedback.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -21,44 +25,99 @@ from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR
 
 REFERENCE_STATS = PACKAGE_DIR / "reference_stats.json"
 GENERATION_CHECK = "CVAE generation"
+# The master seed of the reference's grade: fixed, so that the stored numbers can be measured again.
+DEFAULT_SEED = 0
+# The statistics of ``GenerationStats.as_json`` that the file keeps.
+STORED_STATS = ("accuracy", "accuracy_interval", "count", "per_digit_accuracy", "per_digit_confidence",
+                "per_digit_diversity", "real_digit_diversity", "median_nearest_distance")
+PER_DIGIT = ("per_digit_accuracy", "per_digit_confidence", "per_digit_diversity", "real_digit_diversity")
+# Decimals kept in the file: far below the sampling error of 200 samples per digit.
+DECIMALS = 4
 
 
 @dataclass(frozen=True)
 class ReferenceStats:
-    """What the feedback puts beside a student's statistics (the fields of ``GenerationStats.as_json``)."""
+    """What the feedback puts beside a student's statistics, and where it came from."""
 
     accuracy: float
     accuracy_interval: tuple[float, float]
     per_digit_accuracy: list[float]
     per_digit_confidence: list[float]
     per_digit_diversity: list[float]
+    real_digit_diversity: list[float]
     median_nearest_distance: float
+    seed: int | None = None
+    date: str = ""
+    commit: str = ""
 
 
-def load_reference_stats(path: Path = REFERENCE_STATS) -> ReferenceStats | None:
-    """The stored statistics, or None when the file is missing or unreadable (the feedback then omits them)."""
+def _finite(value) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
+
+
+def _digits(values) -> list[float]:
+    if not isinstance(values, list) or len(values) != 10:
+        raise ValueError("expected ten values, one per digit")
+    return [_finite(value) for value in values]
+
+
+def parse_reference_stats(data: dict) -> ReferenceStats:
+    """The statistics in ``data`` (the file's content); raises ValueError, KeyError or TypeError if malformed."""
+    low, high = (_finite(value) for value in data["accuracy_interval"])
+    seed = data.get("seed")
+    return ReferenceStats(
+        accuracy=_finite(data["accuracy"]), accuracy_interval=(low, high),
+        per_digit_accuracy=_digits(data["per_digit_accuracy"]),
+        per_digit_confidence=_digits(data["per_digit_confidence"]),
+        per_digit_diversity=_digits(data["per_digit_diversity"]),
+        real_digit_diversity=_digits(data["real_digit_diversity"]),
+        median_nearest_distance=_finite(data["median_nearest_distance"]),
+        seed=None if seed is None else int(seed), date=str(data.get("date", "")),
+        commit=str(data.get("commit", "")))
+
+
+def load_reference_stats(path: Path | None = None) -> ReferenceStats | None:
+    """The stored statistics (``REFERENCE_STATS`` by default), or None when missing or unreadable."""
     try:
-        data = json.loads(Path(path).read_text())["generation_stats"]
-        return ReferenceStats(
-            accuracy=float(data["accuracy"]), accuracy_interval=tuple(float(v) for v in data["accuracy_interval"]),
-            per_digit_accuracy=[float(v) for v in data["per_digit_accuracy"]],
-            per_digit_confidence=[float(v) for v in data["per_digit_confidence"]],
-            per_digit_diversity=[float(v) for v in data["per_digit_diversity"]],
-            median_nearest_distance=float(data["median_nearest_distance"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        return parse_reference_stats(json.loads(Path(path or REFERENCE_STATS).read_text()))
+    # Whatever is wrong with the file, the grade goes on without the reference's values.
+    except Exception:  # noqa: BLE001
         return None
 
 
 def generation_stats_of(results: dict) -> dict | None:
-    """The "CVAE generation" statistics of a Gradescope results file's data (None when there are none)."""
+    """The "CVAE generation" statistics in a Gradescope results file's data (None when there are none)."""
     for test in results.get("tests", []):
         if test.get("name") == GENERATION_CHECK:
             return (test.get("extra_data") or {}).get("generation_stats")
     return None
 
 
-def measure(log=print) -> dict:
-    """Grade the reference solution with the real defaults; returns what ``reference_stats.json`` holds."""
+def _rounded(value):
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return round(value, DECIMALS) if isinstance(value, float) else value
+
+
+def source_commit() -> str:
+    """HEAD's short hash, with "+changes" when the grader or the reference differ from it."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True, check=False)
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD").stdout.strip()
+        changed = git("diff", "--quiet", "HEAD", "--", "autograder", "hw/code",
+                      f":(exclude)autograder/{REFERENCE_STATS.name}").returncode != 0
+    except OSError:
+        return ""
+    return f"{commit}+changes" if commit and changed else commit
+
+
+def measure_reference_stats(seed: int = DEFAULT_SEED, log=print) -> dict:
+    """Grade the reference solution with the default configuration and ``seed``; returns the file's content."""
     from autograder.config import GradeConfig
     from autograder.grade import grade
 
@@ -68,20 +127,21 @@ def measure(log=print) -> dict:
         reference.mkdir()
         for name in ("vae.py", "assignment.py"):
             shutil.copyfile(CODE_DIR / name, reference / name)
-        report = grade(reference, work / "results.json", GradeConfig(), log)
+        report = grade(reference, work / "results.json", dataclasses.replace(GradeConfig(), seed=seed), log)
         results = json.loads((work / "results.json").read_text())
     stats = generation_stats_of(results)
     if stats is None or report.score < report.max_score:
         raise RuntimeError(f"the reference solution scored {report.score:g}/{report.max_score:g} and its samples "
                            "were not measured; fix the grader or the reference first")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR, capture_output=True,
-                            text=True).stdout.strip()
-    return {"generation_stats": stats, "measured": time.strftime("%Y-%m-%d"), "commit": commit or None,
-            "score": report.score}
+    data = {key: _rounded(stats[key]) for key in STORED_STATS}
+    data.update(score=report.score, seed=seed, date=time.strftime("%Y-%m-%d", time.gmtime()), commit=source_commit())
+    parse_reference_stats(data)
+    return data
 
 
-def write(data: dict, path: Path = REFERENCE_STATS) -> None:
-    """Write ``data`` as sorted JSON, through a temporary file and a rename."""
+def write_reference_stats(data: dict, path: Path | None = None) -> Path:
+    """Write ``data`` as JSON with sorted keys, through a temporary file and a rename; returns the path."""
+    path = Path(path or REFERENCE_STATS)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
         with os.fdopen(fd, "w") as file:
@@ -92,12 +152,18 @@ def write(data: dict, path: Path = REFERENCE_STATS) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    return path
 
 
-def main() -> int:
-    data = measure(log=lambda line: print(line, file=sys.stderr, flush=True))
-    write(data)
-    print(f"wrote {REFERENCE_STATS}: accuracy {data['generation_stats']['accuracy']:.1%}")
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.reference_stats", description=__doc__)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the master seed of the reference's grade")
+    parser.add_argument("--out", type=Path, default=REFERENCE_STATS, help="where to write the statistics")
+    args = parser.parse_args(argv)
+    data = measure_reference_stats(args.seed, log=lambda line: print(line, file=sys.stderr, flush=True))
+    path = write_reference_stats(data, args.out)
+    low, high = data["accuracy_interval"]
+    print(f"wrote {path}: accuracy {data['accuracy']:.1%} (95% interval {low:.1%} to {high:.1%})")
     return 0
 
 
