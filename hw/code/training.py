@@ -92,7 +92,9 @@ DEVICES = ("auto", "cpu", "gpu")
 DEFAULT_LATENT_SIZE = {"vae": 15, "cvae": 8}
 
 
-def _positive(kind: type) -> Callable[[str], int | float]:
+def positive(kind: type) -> Callable[[str], int | float]:
+    """An argparse type: a finite number of ``kind`` greater than 0 (the experiments use it too)."""
+
     def parse(text: str):
         try:
             value = kind(text)
@@ -115,14 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cvae", "--is_cvae", dest="cvae", action="store_true",
                         help="train the conditional VAE instead of the VAE")
-    parser.add_argument("--batch_size", type=_positive(int), default=d.batch_size,
+    parser.add_argument("--batch_size", type=positive(int), default=d.batch_size,
                         help=f"images per optimizer step (default {d.batch_size})")
-    parser.add_argument("--num_epochs", type=_positive(int), default=d.num_epochs,
+    parser.add_argument("--num_epochs", type=positive(int), default=d.num_epochs,
                         help=f"passes over the 60,000 training images (default {d.num_epochs})")
-    parser.add_argument("--latent_size", type=_positive(int), default=None,
+    parser.add_argument("--latent_size", type=positive(int), default=None,
                         help="size Z of the latent code (default {vae} for the VAE, {cvae} for the CVAE)"
                         .format(**DEFAULT_LATENT_SIZE))
-    parser.add_argument("--learning_rate", type=_positive(float), default=d.learning_rate,
+    parser.add_argument("--learning_rate", type=positive(float), default=d.learning_rate,
                         help=f"peak learning rate of Adam (default {d.learning_rate})")
     parser.add_argument("--load_weights", action="store_true",
                         help="skip training: load the saved weights and redraw the figures")
