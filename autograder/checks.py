@@ -542,12 +542,35 @@ def upstream_note(failed_units: list[str]) -> str:
             + "): fixing those first may fix this one.")
 
 
-# The mean per-batch loss that train_vae's return value implies must lie within these factors of
-# the grader's loss after and before the epoch. The window is wide because a correct deep network
-# can spike during its first batches (a four-layer ELU member averaged 1.4 times its starting loss
-# over one epoch); the wrong sizes it separates are 8 times smaller (a mean over the batches) or
-# 64 times larger (a sum over the images of each batch), far outside it either way.
+# When the loss function's values could not be recorded (train_vae computes its loss without calling
+# loss_function), the mean per-batch loss that train_vae's return value implies must lie within these
+# factors of the grader's loss after and before the epoch. The window is wide because a correct deep
+# network can spike during its first batches; the wrong sizes it separates are 8 times smaller (a mean
+# over the batches) or 64 times larger (a sum over the images of each batch).
 PLAUSIBLE_BATCH_LOSS = (0.5, 3.0)
+# When they were recorded, train_vae's return value must lie within these factors of their sum (scaled
+# to one call per batch). A correct return is that sum exactly; the wrong sizes are again a factor of
+# the number of batches or of the batch size away.
+PLAUSIBLE_RETURN = (0.5, 2.0)
+
+
+def expected_return(result, before, after, num_batches):
+    """The range a correct return value of ``train_vae`` lies in, and how the grader knows it.
+
+    Returns ``(low, high, explanation)``: from the loss function's recorded
+    values when there are any, else from the loss before and after the epoch.
+    """
+    total, calls = array(result, "train_vae.loss_total"), array(result, "train_vae.loss_calls")
+    if total is not None and calls is not None and calls.size == 1 and calls.item() >= 1 \
+            and total.size == 1 and np.isfinite(total.item()):
+        target = total.item() / calls.item() * num_batches
+        calls_text = f"{int(calls.item())} call" + ("" if calls.item() == 1 else "s")
+        return (PLAUSIBLE_RETURN[0] * target, PLAUSIBLE_RETURN[1] * target,
+                f"loss_function's {calls_text} during the epoch returned {total.item():.1f} in all, "
+                f"so the sum over the {num_batches} batches of the per-image loss is {target:.1f}")
+    low, high = PLAUSIBLE_BATCH_LOSS[0] * after * num_batches, PLAUSIBLE_BATCH_LOSS[1] * before * num_batches
+    return low, high, (f"the sum over the {num_batches} batches of the per-image loss lies between "
+                       f"{low:.0f} and {high:.0f}")
 
 
 def check_train_vae(result, request, child_detail) -> Outcome:
@@ -569,13 +592,12 @@ def check_train_vae(result, request, child_detail) -> Outcome:
     returned = float(array(result, "train_vae.returned")[0])
     num_batches = -(-len(request["steps.images"]) // int(request["steps.batch_size"]))
     lowered = after < 0.9 * before
-    average = returned / num_batches
-    low, high = PLAUSIBLE_BATCH_LOSS[0] * after, PLAUSIBLE_BATCH_LOSS[1] * before
-    plausible = np.isfinite(average) and low <= average <= high
+    low, high, explanation = expected_return(result, before, after, num_batches)
+    plausible = np.isfinite(returned) and low <= returned <= high
     source = "the grader's computation" if GRADER_COPY else "measured with your loss_function"
     lines = [f"Loss on {len(images)} test images ({source}): {before:.1f} before, {after:.1f} after "
              f"one epoch of {num_batches} batches.",
-             f"train_vae returned {returned:.1f}, that is {average:.1f} per batch."]
+             f"train_vae returned {returned:.1f}."]
     steps = array(result, "train_vae.grader_steps")
     steps = None if steps is None or steps.size != 1 or steps.item() < 0 else int(steps.item())
     encoder_moved = not (np.allclose(array(result, "train_vae.before.mu"), array(result, "train_vae.after.mu"))
@@ -590,13 +612,12 @@ def check_train_vae(result, request, child_detail) -> Outcome:
     fraction = 0.0
     if lowered:
         fraction = 0.7
-        expected = (f"Expected the sum over the {num_batches} batches of the per-image loss, between "
-                    f"{low * num_batches:.0f} and {high * num_batches:.0f}")
+        expected = f"Expected {explanation}"
         batch_size = int(request["steps.batch_size"])
-        if low <= returned <= high:
+        if low <= returned * num_batches <= high:
             lines.append(f"{expected}; what it returned is the size of one batch's loss (a mean over the batches, "
                          "or the last batch's loss, instead of their sum).")
-        elif low * batch_size <= average <= high * batch_size:
+        elif low * batch_size <= returned <= high * batch_size:
             lines.append(f"{expected}; it is about {batch_size} times too large: each batch's loss is summed "
                          "over its images instead of being the per-image loss.")
         else:

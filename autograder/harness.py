@@ -422,16 +422,54 @@ TRUSTED.update(reparametrize=trusted_reparametrize, loss_function=trusted_loss_f
 # END GRADER ONLY
 
 
-def with_trusted_loss(modules, function, *args):
-    """Call ``function`` with the grader's ``reparametrize`` and ``loss_function`` in ``modules``.
+class LossRecorder:
+    """A loss function that also adds up what it returns, in eager code and inside a ``tf.function``.
+
+    ``train_vae`` should return the sum of its batches' losses, which only the
+    loss function sees: the check of ``train_vae`` compares the two. The sums
+    live in TensorFlow variables, so a step compiled by ``tf.function`` (with or
+    without XLA) records too.
+    """
+
+    def __init__(self, loss_function):
+        import tensorflow as tf
+
+        self.loss_function = loss_function
+        self.total = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self.calls = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.unrecorded = False
+
+    def __call__(self, *args, **kwargs):
+        import tensorflow as tf
+
+        loss = self.loss_function(*args, **kwargs)
+        try:
+            self.total.assign_add(tf.cast(tf.reduce_sum(loss), tf.float64))
+            self.calls.assign_add(1)
+        except Exception:  # noqa: BLE001 - a loss the recorder cannot add up is the check's concern, not the step's
+            self.unrecorded = True
+        return loss
+
+    def recorded(self):
+        """``{"loss_total": (1,), "loss_calls": (1,)}``; empty when some value could not be added up."""
+        if self.unrecorded:
+            return {}
+        return {"loss_total": np.array([float(self.total.numpy())]),
+                "loss_calls": np.array([float(self.calls.numpy())])}
+
+
+def with_trusted_loss(modules, recorder, function, *args):
+    """Call ``function`` with the grader's ``reparametrize`` and ``recorder`` as ``loss_function`` in ``modules``.
 
     A bug in the student's loss would otherwise also fail the check of
-    ``train_vae``; each contract function is checked alone.
+    ``train_vae``; each contract function is checked alone. (The self-check has
+    no trusted functions: its recorder wraps the student's own loss.)
     """
-    saved = [(module, name, module.__dict__[name]) for module in modules for name in TRUSTED
+    replacements = {**TRUSTED, "loss_function": recorder}
+    saved = [(module, name, module.__dict__[name]) for module in modules for name in replacements
              if name in module.__dict__]
     for module, name, _ in saved:
-        setattr(module, name, TRUSTED[name])
+        setattr(module, name, replacements[name])
     try:
         return function(*args)
     finally:
@@ -497,8 +535,9 @@ def probe_train_vae(vae, assignment, request):
     args = grader_args({"vae_latent_size": eps.shape[1], "cvae_latent_size": eps.shape[1],
                         "batch_size": batch_size, "vae_epochs": 1, "cvae_epochs": 1,
                         "learning_rate": request["steps.learning_rate"], "seed": request["seed"]}, False)
-    returned, steps = counting_steps(model, with_trusted_loss, (vae, assignment), assignment.train_vae, model,
-                                     loader, args, False)
+    recorder = LossRecorder(TRUSTED.get("loss_function", vae.loss_function))
+    returned, steps = counting_steps(model, with_trusted_loss, (vae, assignment), recorder, assignment.train_vae,
+                                     model, loader, args, False)
     after = measure_train_vae(model, vae, eval_images, eval_labels, eps)
     # BEGIN GRADER ONLY
     export_errors.append(exported(model, False, eps.shape[1], "train_vae.after"))
@@ -509,6 +548,7 @@ def probe_train_vae(vae, assignment, request):
     result.update({f"after.{k}": v for k, v in after.items()})
     result["returned"] = as_plain_array(returned, "train_vae's return value").reshape(-1)[:1]
     result["grader_steps"] = np.array(steps)
+    result.update(recorder.recorded())
     return result
 
 

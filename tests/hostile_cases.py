@@ -274,8 +274,8 @@ def train_vae_returns_string(ctx: Context) -> Files:
 
 def optimizer_missing(ctx: Context) -> Files:
     # The student's own script creates the optimizer in a global; the grader never runs that code.
-    files = replace(reference(), "assignment.py", "        optimizer = model.optimizer\n",
-                    "        optimizer = OPTIMIZER\n")
+    files = replace(reference(), "assignment.py", "        model.optimizer.apply_gradients(",
+                    "        OPTIMIZER.apply_gradients(")
     return append(files, "assignment.py", "OPTIMIZER = None")
 
 

@@ -301,6 +301,29 @@ def test_train_vae_check_names_what_it_measured(request_):
     assert outcome.fraction == 0.5 and "the encoder was not trained" in outcome.feedback
 
 
+def test_train_vae_return_is_judged_against_the_loss_values_recorded_during_the_epoch(request_):
+    images = request_["steps.images"][:256].astype(np.float64)[:, None] / 255.0
+    blurry = np.full((256, 1, 28, 28), 0.5)
+    sharper = np.clip(0.5 * blurry + 0.5 * images, 0.01, 0.99)
+    before = checks.negative_elbo(blurry, images, np.zeros((256, 8)), np.zeros((256, 8)))
+    # A deep network whose loss spiked to 11 times its start during the epoch: the return value is
+    # far above any window around the loss before and after, but it is the sum of what was recorded.
+    spiked = 11 * before * 8
+    result, _ = train_vae_result(request_, blurry, sharper, spiked, 8.0)
+    assert checks.check_train_vae(result, request_, "").fraction == 0.7
+    result.update({"train_vae.loss_total": np.array([spiked]), "train_vae.loss_calls": np.array([8.0])})
+    assert checks.check_train_vae(result, request_, "").fraction == 1.0
+    mean, _ = train_vae_result(request_, blurry, sharper, spiked / 8, 8.0)
+    mean.update({"train_vae.loss_total": np.array([spiked]), "train_vae.loss_calls": np.array([8.0])})
+    outcome = checks.check_train_vae(mean, request_, "")
+    assert outcome.fraction == 0.7 and "the size of one batch's loss" in outcome.feedback
+    assert f"loss_function's 8 calls during the epoch returned {spiked:.1f} in all" in outcome.feedback
+    # Called twice per batch (once more for a log line): the sum is still judged per batch.
+    twice, _ = train_vae_result(request_, blurry, sharper, spiked, 8.0)
+    twice.update({"train_vae.loss_total": np.array([2 * spiked]), "train_vae.loss_calls": np.array([16.0])})
+    assert checks.check_train_vae(twice, request_, "").fraction == 1.0
+
+
 def test_a_failing_training_check_names_the_unit_checks_that_lost_points():
     from autograder.grade import with_upstream
 

@@ -44,7 +44,7 @@ BUGS = {
                               "        x_hat = self.decoder(tf.concat([z, tf.zeros_like(c)], axis=-1))",
                               {"cvae_generation"}, "Decoding one z with the ten labels changes the image by"),
     "never_steps_optimizer": ("assignment.py",
-                              "            optimizer.apply_gradients(zip(gradients, model.trainable_variables))\n",
+                              "        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))\n",
                               "", {"train_vae", "vae_training", "cvae_generation"}, "optimizer"),
     "wrong_one_hot": ("assignment.py", "    return tf.one_hot(tf.cast(labels, tf.int32), class_size, dtype=tf.float32)",
                       "    return tf.one_hot(tf.cast(labels, tf.int32) - 1, class_size, dtype=tf.float32)",

@@ -128,11 +128,14 @@ class CVAE(keras.Model):
         self.num_classes = num_classes
         self.latent_size = latent_size
         # TODO: build the same four parts as in VAE, but conditioned on c:
-        #   self.encoder: concat([flattened x, c]) (N, 784 + C) -> (N, H);
+        #   self.encoder: concat([flattened x, c]) (N, 784 + C) -> (N, H); unlike the VAE's encoder,
+        #   it must not flatten (call() gives it the image already flattened and joined to the label);
         #   self.mu_layer and self.logvar_layer: (N, H) -> (N, Z) each;
         #   self.decoder: concat([z, c]) (N, Z + C) -> (N, 1, 28, 28), sigmoid output.
-        # Tip: LabelScale(num_classes) as the decoder's first layer helps it learn
-        # to use the label early (see LabelScale).
+        # LabelScale(num_classes) as the decoder's first layer is optional and does not decide points:
+        # under the grader's budget (latent size 2) the reference CVAE's samples scored 97-99% after one
+        # epoch without it and 99.6-99.9% with it (full credit above 90%). It helps the longer default
+        # run more: 98.2% of its samples show their label with it, 96.0% without (see LabelScale).
         # BEGIN SOLUTION
         self.encoder = _mlp(hidden_sizes, "relu", "encoder")
         self.mu_layer = layers.Dense(latent_size, name="mu")

@@ -1,0 +1,28 @@
+"""The harness's pieces that run inside the submission's process, called directly."""
+
+import numpy as np
+import pytest
+
+from autograder import harness
+
+
+@pytest.mark.parametrize("compiled", [None, "tf.function", "xla"])
+def test_the_loss_recorder_adds_up_every_call_eagerly_and_inside_compiled_steps(compiled):
+    import tensorflow as tf
+
+    recorder = harness.LossRecorder(lambda x: tf.reduce_mean(x) * 2.0)
+
+    def step(x):
+        return recorder(x)
+
+    if compiled:
+        step = tf.function(step, jit_compile=compiled == "xla")
+    values = [step(tf.constant(np.full((4, 3), float(k), np.float32))) for k in range(1, 4)]
+    assert [float(v) for v in values] == [2.0, 4.0, 6.0]
+    assert recorder.recorded() == {"loss_total": np.array([12.0]), "loss_calls": np.array([3.0])}
+
+
+def test_a_value_the_recorder_cannot_add_up_is_passed_on_and_leaves_nothing_recorded():
+    recorder = harness.LossRecorder(lambda: "not a number")
+    assert recorder() == "not a number"
+    assert recorder.recorded() == {}
