@@ -669,8 +669,8 @@ def check_vae_training(result, request, child_detail: str, config) -> Outcome:
         history += " Your train_vae returned " + ", ".join(f"{v:.0f}" for v in returned) + "."
     stop_below = float(request["vae.stop_below"])
     stopped = losses is not None and len(losses) and np.isfinite(stop_below) and losses[-1] < stop_below
-    bar_met = (f"It stopped once its loss on {int(request['eval.stop_count'])} other test images was below "
-               f"{stop_below:g} (the bar less a margin).") if stopped else None
+    bar_met = (f"It stopped once its loss on the {int(request['eval.stop_count'])} test images of its stop set "
+               f"was below {stop_below:g} (the bar less a margin).") if stopped else None
     story = training_story(result, "vae", child_detail, cap, bar_met)
     if not np.isfinite(loss):
         return failed(f"After training, {invalid_outputs(result, 'vae') or 'the loss is not finite'}, so the "

@@ -488,17 +488,23 @@ def exported(model, is_cvae, latent_size, name):
 # END GRADER ONLY
 
 
-def own_measurement(model, vae, images):
-    """``mu``, ``logvar`` and the loss of the submission's own ``model(x)`` and ``loss_function``.
+def own_measurement(model, vae, images, labels=None):
+    """``mu``, ``logvar``, ``x_hat`` and the loss of the submission's own ``model(x)`` and ``loss_function``.
 
-    images: (N, 28, 28) uint8. The self-check's measure of ``train_vae``.
+    images: (N, 28, 28) uint8; labels: (N,) integers for the CVAE, None for the
+    VAE. The self-check's measure of training (the grader computes the loss itself).
     """
     import tensorflow as tf
 
     x = tf.constant(images.astype(np.float32)[:, None] / 255.0)
-    x_hat, mu, logvar = model(x)
+    if labels is None:
+        x_hat, mu, logvar = model(x)
+    else:
+        x_hat, mu, logvar = model(x, tf.one_hot(np.asarray(labels, dtype=np.int64), NUM_CLASSES))
     loss = as_plain_array(vae.loss_function(x_hat, x, mu, logvar), "loss_function's value").reshape(-1)[:1]
-    return {"mu": mu, "logvar": logvar, "loss": loss}
+    images_out, decoded_shape = as_images(x_hat, "x_hat")
+    return {"mu": as_plain_array(mu, "mu"), "logvar": as_plain_array(logvar, "logvar"), "x_hat": images_out,
+            "decoded_shape": decoded_shape, "loss": loss}
 
 
 def measure_train_vae(model, vae, images, labels, eps):
@@ -587,9 +593,8 @@ def run_units(request, result, only=None):
             result.run(name, probe, *needed, request)
 
 
-# BEGIN GRADER ONLY
 def run_training(request, result, is_cvae, seconds=None, keep_epoch=False):
-    """Train the submission's model under the grader's budget, then decode the grader's codes."""
+    """Train the submission's model under the grader's budget, measuring it after every epoch."""
     modules = {}
     vae = import_submission(result, "vae", modules)
     assignment = import_submission(result, "assignment", modules)
@@ -599,17 +604,20 @@ def run_training(request, result, is_cvae, seconds=None, keep_epoch=False):
     name = "cvae" if is_cvae else "vae"
 
     def publish(model, arrays):
-        """Export the model of the epoch that just ended and save its arrays."""
+        """Save the arrays of the epoch that just ended (and, in the grader, export its model)."""
+        # BEGIN GRADER ONLY
         error = exported(model, is_cvae, int(request[f"{name}_latent_size"]), name)
         if error:
             result.arrays[f"{name}.export_error"] = np.array(error)
         else:
             result.arrays.pop(f"{name}.export_error", None)
+        # END GRADER ONLY
         result.publish(name, arrays)
 
     result.run(name, train_and_decode, vae, assignment, request, is_cvae, publish, seconds, keep_epoch)
 
 
+# BEGIN GRADER ONLY
 def grader_decision(epoch, timeout):
     """Whether the grader wants another epoch ("go") or none ("stop"), from its file ``decision-EPOCH``.
 
@@ -640,6 +648,28 @@ def evaluate(model, request, is_cvae):
                                    np.tile(np.arange(NUM_CLASSES), NUM_CLASSES))
         outputs["label_sweep"], _ = as_images(sweep, "the label sweep")
     return outputs
+# END GRADER ONLY
+
+
+def epoch_outputs(model, vae, request, is_cvae):
+    """What is measured after an epoch, and the VAE's loss that decides whether to stop (NaN for the CVAE).
+
+    The grader decodes its own codes and computes the loss itself; the
+    self-check measures the student's own ``model(x)`` with their ``loss_function``.
+    The CVAE's bar is the classifier's, which only the grader has.
+    """
+    # BEGIN GRADER ONLY
+    if GRADER_COPY:
+        outputs = evaluate(model, request, is_cvae)
+        metric = float("nan") if is_cvae else negative_elbo(outputs["x_hat"], request["eval.images"],
+                                                            outputs["mu"], outputs["logvar"])
+        return outputs, metric
+    # END GRADER ONLY
+    outputs = own_measurement(model, vae, request["eval.images"], request["eval.labels"] if is_cvae else None)
+    if is_cvae:
+        samples = decode_with_labels(model, request["cvae.sample_z"], request["cvae.sample_labels"])
+        outputs["samples"], _ = as_images(samples, "samples")
+    return outputs, float("nan") if is_cvae else float(outputs["loss"][0])
 
 
 def train_and_decode(vae, assignment, request, is_cvae, publish=None, seconds=None, keep_epoch=False):
@@ -668,10 +698,7 @@ def train_and_decode(vae, assignment, request, is_cvae, publish=None, seconds=No
         total, steps = counting_steps(model, assignment.train_vae, model, loader, args, is_cvae)
         history["returned"].append(float(as_plain_array(total, "train_vae's return value").reshape(-1)[0]))
         history["grader_steps"].append(steps)
-        outputs = evaluate(model, request, is_cvae)
-        # The VAE's bar is its loss, measured here; the CVAE's is the classifier's, which only the grader has.
-        metric = float("nan") if is_cvae else negative_elbo(outputs["x_hat"], request["eval.images"],
-                                                            outputs["mu"], outputs["logvar"])
+        outputs, metric = epoch_outputs(model, vae, request, is_cvae)
         history["metric"].append(metric)
         history["epoch_seconds"].append(time.monotonic() - epoch_started)
         outputs.update({key: np.array(value, dtype=np.float64) for key, value in history.items()})
@@ -683,14 +710,14 @@ def train_and_decode(vae, assignment, request, is_cvae, publish=None, seconds=No
         out_of_time = seconds is not None and time.monotonic() - STARTED + needed > seconds
         if epoch == max_epochs or out_of_time:
             break
-        if is_cvae:
-            if bool(request.get("cvae.ask_grader", False)) and \
-                    grader_decision(epoch, float(request["cvae.decision_seconds"])) == "stop":
-                break
-        elif metric < float(request["vae.stop_below"]):
+        # BEGIN GRADER ONLY
+        if is_cvae and bool(request.get("cvae.ask_grader", False)) and \
+                grader_decision(epoch, float(request["cvae.decision_seconds"])) == "stop":
+            break
+        # END GRADER ONLY
+        if not is_cvae and metric < float(request["vae.stop_below"]):
             break
     return outputs
-# END GRADER ONLY
 
 
 def models_dir(result_path):
@@ -713,12 +740,10 @@ def main(argv):
         run_units(request, result)
     elif task.startswith("unit:"):
         run_units(request, result, only=task[len("unit:"):])
-    # BEGIN GRADER ONLY
     elif task in ("train_vae", "train_cvae"):
         seconds = float(argv[4]) if len(argv) > 4 else None
         keep_epoch = len(argv) > 5 and argv[5] == "keep-epoch"
         run_training(request, result, is_cvae=task == "train_cvae", seconds=seconds, keep_epoch=keep_epoch)
-    # END GRADER ONLY
     else:
         raise SystemExit(f"unknown task {task}")
     return 0

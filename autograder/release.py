@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import dataclasses
 import os
 import re
 import shutil
@@ -216,8 +217,23 @@ def strip_grader_only(text: str, filename: str) -> str:
     return stripped
 
 
+# What ``check.py --training`` needs of the grader's config: the training budget, the time limit of a
+# training run and the bars. The handout states all of them; the secret and the classifier stay out.
+TRAINING_SETTINGS = ("budget", "train_limits", "early_stop", "vae_loss_threshold", "vae_stop_margin",
+                     "samples_per_digit", "generation_full_credit")
+
+
+def training_settings(config: GradeConfig) -> dict:
+    """The grader's training settings in ``config``, as JSON data."""
+    everything = dataclasses.asdict(config)
+    return {key: everything[key] for key in TRAINING_SETTINGS}
+
+
 def self_check_expected() -> dict:
-    """The expected values of the self-check's unit checks, as JSON data (the self-check's seed)."""
+    """The expected values of the self-check's unit checks, as JSON data (the self-check's seed).
+
+    Also the grader's training settings, full and small, for ``check.py --training``.
+    """
     import numpy as np
 
     from autograder.checks import expected_values
@@ -226,7 +242,8 @@ def self_check_expected() -> dict:
     # The expected values depend only on the seed, not on the training images the train_vae probe uses.
     request = unit_request(SELF_CHECK_SEED, np.zeros((512, 28, 28), np.uint8), np.zeros(512, np.int64))
     expected = {key: np.asarray(value).tolist() for key, value in expected_values(request).items()}
-    return {"seed": SELF_CHECK_SEED, "values": expected}
+    return {"seed": SELF_CHECK_SEED, "values": expected,
+            "training": {"full": training_settings(GradeConfig()), "small": training_settings(GradeConfig().small())}}
 
 
 # Leaks: solution lines or grader-only files in a release.
@@ -288,7 +305,8 @@ def points_table(checks: tuple[CheckSpec, ...] = CHECKS) -> str:
     """The Markdown table of the checks, their points and where each one runs."""
     rows = ["| check | points | what it does | runs in `check.py` |", "| --- | ---: | --- | --- |"]
     for spec in checks:
-        local = "yes" if spec.key in UNIT_CHECKS else "no (grader only)"
+        local = "yes" if spec.key in UNIT_CHECKS else (
+            "with `--training`" if spec.key == "vae_training" else "`--training` trains it; the score is the grader's")
         summary = spec.summary.replace("|", r"\|")
         rows.append(f"| {spec.name} | {spec.points:g} | {summary} | {local} |")
     rows.append(f"| **total** | **{sum(spec.points for spec in checks):g}** | | |")

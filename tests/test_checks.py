@@ -211,7 +211,7 @@ def test_vae_training_passes_and_says_when_it_stopped(binary_images):
                                         GradeConfig())
     assert outcome.fraction == 1.0
     assert "trained 2 epochs." in outcome.feedback
-    assert "stopped once its loss on 2000 other test images was below 118 (the bar less a margin)" \
+    assert "stopped once its loss on the 2000 test images of its stop set was below 118 (the bar less a margin)" \
         in outcome.feedback
     assert "After each epoch: 130.0, 117.0" in outcome.feedback
     assert "Note" not in outcome.feedback

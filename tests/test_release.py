@@ -272,6 +272,34 @@ def test_self_check_skips_train_vae_when_mnist_is_unavailable(release_dir, tmp_p
     assert done.stdout.count("[FAIL]") == len(UNIT_CHECKS) - 1
 
 
+@pytest.mark.slow
+def test_self_check_trains_as_the_grader_does_with_its_feedback_and_a_picture_of_the_samples(release_dir, tmp_path):
+    code = shutil.copytree(release_dir / "hw" / "code", tmp_path / "code")
+    for name in release.STENCIL_FILES:
+        shutil.copyfile(CODE_DIR / name, code / name)
+    done = run_python("check.py", "--training", "--small", cwd=code, env={"MNIST_DATA_DIR": str(require_mnist_dir())},
+                      timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    vae, cvae = CHECKS_BY_KEY["vae_training"], CHECKS_BY_KEY["cvae_generation"]
+    assert f"[PASS] {vae.name} ({vae.points:g}/{vae.points:g} points)" in done.stdout
+    assert "Negative ELBO per image on 500 test images" in done.stdout
+    assert f"[INFO] {cvae.name} (?/{cvae.points:g} points)" in done.stdout
+    assert "the grader's classifier, which scores these samples, stays with the grader" in done.stdout
+    picture = tmp_path / "outputs" / "check_cvae_samples.png"
+    assert picture.read_bytes().startswith(b"\x89PNG") and str(picture) in done.stdout.split()
+
+
+@pytest.mark.slow
+def test_self_check_training_of_the_stencil_names_the_stub(release_dir, tmp_path):
+    code = shutil.copytree(release_dir / "hw" / "code", tmp_path / "code")
+    done = run_python("check.py", "--training", "--small", cwd=code, env={"MNIST_DATA_DIR": str(require_mnist_dir())})
+    assert done.returncode == 1
+    for key in ("vae_training", "cvae_generation"):
+        spec = CHECKS_BY_KEY[key]
+        assert f"[FAIL] {spec.name} (0/{spec.points:g} points)" in done.stdout
+    assert done.stdout.count("Training raised an error before the first epoch ended") == 2
+
+
 # check-release.
 
 

@@ -2,15 +2,22 @@
 
 Usage (from this folder)::
 
-    python check.py                  # every unit check
+    python check.py                  # every unit check, in seconds
+    python check.py --training       # and the grader's training of your VAE and CVAE (minutes)
     python check.py --data_dir DIR   # MNIST from DIR (as in assignment.py)
 
 It runs the grader's unit checks (one_hot, reparametrize, loss_function, the
 forward passes of VAE and CVAE, and a few batches of train_vae) on your
 vae.py and assignment.py, and prints for each check whether it passes and,
 if not, the grader's feedback. Your code runs in a child process, so a crash
-still leaves a report. The training checks need a long run and happen only
-in the grader.
+still leaves a report.
+
+With ``--training`` it then trains your VAE and CVAE exactly as the grader
+does (its latent sizes, learning rate schedule, batch size, epoch caps and
+time limit) with your train_vae, and gives the grader's feedback on "VAE
+training", with the loss measured by your own loss_function. The grader's
+classifier stays with the grader: the CVAE's samples for the grader's codes
+are saved as a picture (outputs/check_cvae_samples.png) for you to judge.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from types import SimpleNamespace
+from typing import Any, Callable
 
 import numpy as np
 
@@ -50,6 +58,8 @@ class SelfCheck:
     requests: ModuleType
     harness: Path
     expected: Callable[[dict], dict]
+    # The grader's training budget, time limit and bars (small=True: its quick budget).
+    training_config: Callable[[bool], Any]
 
 
 def grader_modules() -> SelfCheck:
@@ -72,27 +82,38 @@ def grader_modules() -> SelfCheck:
                 raise ValueError(f"the stored expected values are for seed {stored['seed']}, not {request['seed']}")
             return {key: np.asarray(value) for key, value in stored["values"].items()}
 
-        return SelfCheck(checks, requests, bundled / "harness.py", expected)
+        def training_config(small: bool) -> SimpleNamespace:
+            return as_namespace(stored["training"]["small" if small else "full"])
+
+        return SelfCheck(checks, requests, bundled / "harness.py", expected, training_config)
     repo = CODE_DIR.parent.parent
     if (repo / "autograder" / "checks.py").is_file():
         if str(repo) not in sys.path:
             sys.path.insert(0, str(repo))
         from autograder import checks, requests
+        from autograder.config import GradeConfig
 
-        return SelfCheck(checks, requests, repo / "autograder" / "harness.py", checks.expected_values)
+        return SelfCheck(checks, requests, repo / "autograder" / "harness.py", checks.expected_values,
+                         lambda small: GradeConfig().small() if small else GradeConfig())
     raise FileNotFoundError(f"the _selfcheck folder is missing from {CODE_DIR}; "
                             "copy it back from the assignment's release")
 
 
-def training_images(data_dir: str | None):
-    """MNIST's training images and labels from your data setup, or the reason they are unavailable."""
+def as_namespace(value):
+    """JSON objects as attribute namespaces (the stored settings read like the grader's config)."""
+    if isinstance(value, dict):
+        return SimpleNamespace(**{key: as_namespace(item) for key, item in value.items()})
+    return value
+
+
+def mnist_arrays(data_dir: str | None):
+    """MNIST's arrays from your data setup (as in assignment.py), or the reason they are unavailable."""
     from mnist_data import DataError, load_arrays
 
     try:
-        arrays = load_arrays(data_dir)
+        return load_arrays(data_dir), None
     except DataError as error:
-        return None, None, str(error)
-    return arrays.train_images, arrays.train_labels, None
+        return None, str(error)
 
 
 def describe_exit(returncode: int | None, seconds: float) -> str:
@@ -106,13 +127,14 @@ def describe_exit(returncode: int | None, seconds: float) -> str:
     return "ended before returning its results (does it call sys.exit or os._exit?)"
 
 
-def run_harness(harness: Path, task: str, work: Path, seconds: float) -> tuple[dict, str, str]:
+def run_harness(harness: Path, task: str, work: Path, seconds: float, request_name: str = "request.npz",
+                extra: tuple[str, ...] = ()) -> tuple[dict, str, str]:
     """Run one harness task on the code in this folder; returns its arrays, how it ended and its output."""
-    request, result = work / "request.npz", work / f"result-{task.replace(':', '-')}.npz"
+    request, result = work / request_name, work / f"result-{task.replace(':', '-')}.npz"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", MPLBACKEND="Agg")
     start = time.monotonic()
     try:
-        child = subprocess.run([sys.executable, str(harness), task, str(request), str(result)],
+        child = subprocess.run([sys.executable, str(harness), task, str(request), str(result), *extra],
                                cwd=CODE_DIR, env=env, capture_output=True, text=True, timeout=seconds)
         returncode, output = child.returncode, child.stdout + child.stderr
     except subprocess.TimeoutExpired as error:
@@ -155,8 +177,17 @@ def run_probes(checks, harness: Path, work: Path) -> tuple[dict[str, tuple[dict,
 
 def print_check(status: str, name: str, points: str, feedback: str) -> None:
     print(f"[{status}] {name} ({points})")
+    # Long words (paths) stay whole, so that they can be copied.
     print(textwrap.fill(" ".join(feedback.split()), width=100, initial_indent=FEEDBACK_INDENT,
-                        subsequent_indent=FEEDBACK_INDENT))
+                        subsequent_indent=FEEDBACK_INDENT, break_long_words=False, break_on_hyphens=False))
+
+
+def print_output_tail(output: str) -> None:
+    """The last lines a failed child printed, without TensorFlow's start-up log."""
+    lines = [line for line in output.strip().splitlines() if not TF_LOG_LINE.match(line)]
+    if lines:
+        tail = textwrap.indent("\n".join(lines[-15:]), "    ")
+        print(f"\nThe last lines your code printed before it stopped:\n{tail}")
 
 
 def print_report(checks, runs: dict, request: dict, failures: list[str], skip_train_vae: bool) -> bool:
@@ -178,16 +209,71 @@ def print_report(checks, runs: dict, request: dict, failures: list[str], skip_tr
         passed, failed = passed + ok, failed + (not ok)
         print_check("PASS" if ok else "FAIL", spec.name, f"{score:g}/{spec.points:g} points", outcome.feedback)
     for output in failures:
-        lines = [line for line in output.strip().splitlines() if not TF_LOG_LINE.match(line)]
-        if lines:
-            tail = textwrap.indent("\n".join(lines[-15:]), "    ")
-            print(f"\nThe last lines your code printed before it stopped:\n{tail}")
+        print_output_tail(output)
     skipped = f", {checks.CHECKS_BY_KEY['train_vae'].name} skipped" if skip_train_vae else ""
-    grader_only = ", ".join(f"{spec.name} ({spec.points:g} points)" for spec in checks.CHECKS
-                            if spec.key not in checks.UNIT_CHECKS)
+    training = ", ".join(f"{spec.name} ({spec.points:g} points)" for spec in checks.CHECKS
+                         if spec.key not in checks.UNIT_CHECKS)
     print(f"\n{passed} of {passed + failed} checks pass{skipped}: {earned:g} of {possible:g} points. "
-          f"Only the grader runs the training checks: {grader_only}.")
+          f"The training checks, {training}, run with --training.")
     return failed == 0
+
+
+def save_samples(samples: np.ndarray, labels: np.ndarray, per_label: int = 10) -> Path:
+    """The first ``per_label`` samples of each label as a grid, one row per label; returns the PNG's path.
+
+    samples: (N, 1, 28, 28) in [0, 1]; labels: (N,) the label each was drawn for.
+    """
+    from figures import image_grid_figure, save_figure
+    from training import DEFAULT_OUTPUTS_DIR
+
+    rows = [np.flatnonzero(labels == label)[:per_label] for label in range(10)]
+    grid = np.clip(samples[np.concatenate(rows)], 0.0, 1.0)
+    figure = image_grid_figure(grid, 10, per_label, "Your CVAE's samples for the grader's codes", row_labels=range(10))
+    return save_figure(figure, DEFAULT_OUTPUTS_DIR / "check_cvae_samples.png")
+
+
+def run_training_checks(found: SelfCheck, arrays, small: bool, work: Path) -> bool:
+    """Train the VAE and the CVAE as the grader does and print its feedback; True when "VAE training" passes."""
+    checks, requests = found.checks, found.requests
+    config = found.training_config(small)
+    budget, seconds = config.budget, float(config.train_limits.wall_seconds)
+    request = requests.training_request(config, requests.SELF_CHECK_SEED, arrays)
+    # The grader stops the CVAE's training once its classifier is satisfied; here it trains to the cap.
+    request["cvae.ask_grader"] = np.bool_(False)
+    requests.save_request(work / "training.npz", request)
+    schedule = (f"batches of {budget.batch_size} from {budget.train_images:,} training images, Adam at "
+                f"{budget.learning_rate:g} with a cosine decay")
+    print(f"\nTraining your VAE as the grader does (latent size {budget.vae_latent_size}, {schedule}; at most "
+          f"{budget.vae_epochs} epochs and {seconds / 60:.0f} minutes)...", flush=True)
+    result, detail, output = run_harness(work / "harness.py", "train_vae", work, seconds + 60, "training.npz",
+                                         (str(seconds),))
+    spec = checks.CHECKS_BY_KEY["vae_training"]
+    outcome = checks.check_vae_training(result, request, detail, config)
+    print_check("PASS" if outcome.fraction >= 1 else "FAIL", spec.name,
+                f"{spec.points * outcome.fraction:g}/{spec.points:g} points", outcome.feedback)
+    if "done.vae" not in result:
+        print_output_tail(output)
+
+    print(f"\nTraining your CVAE as the grader does (latent size {budget.cvae_latent_size}, {schedule}; "
+          f"{budget.cvae_epochs} epochs, at most {seconds / 60:.0f} minutes)...", flush=True)
+    result, detail, output = run_harness(work / "harness.py", "train_cvae", work, seconds + 60, "training.npz",
+                                         (str(seconds),))
+    spec = checks.CHECKS_BY_KEY["cvae_generation"]
+    if "cvae.epoch_seconds" not in result or "cvae.samples" not in result:
+        print_check("FAIL", spec.name, f"0/{spec.points:g} points", checks.no_epoch_finished(result, "cvae", detail))
+        print_output_tail(output)
+        return False
+    path = save_samples(result["cvae.samples"], request["cvae.sample_labels"])
+    story = checks.training_story(result, "cvae", detail, int(request["cvae_epochs"]), None)
+    print_check("INFO", spec.name, f"?/{spec.points:g} points",
+                f"{story} Not scored here: the grader's classifier, which scores these samples, stays with the "
+                f"grader; full credit needs more than {config.generation_full_credit:.0%} of them recognised as "
+                f"their label (the grader stops training as soon as they are). Look at your CVAE's samples for "
+                f"the grader's codes, one row per label: each row should show its label's digit, in varied "
+                f"styles. They are in {path}")
+    if "done.cvae" not in result:
+        print_output_tail(output)
+    return outcome.fraction >= 1
 
 
 def main(argv=None) -> int:
@@ -195,6 +281,10 @@ def main(argv=None) -> int:
     parser.add_argument("--data_dir", default=None,
                         help="folder with the MNIST files (default: $MNIST_DATA_DIR, then the cache, "
                              "then a download)")
+    parser.add_argument("--training", action="store_true",
+                        help="also train your VAE and CVAE as the grader does (a few minutes)")
+    parser.add_argument("--small", action="store_true",
+                        help="with --training: the grader's small budget (fewer images and epochs), a quick try")
     args = parser.parse_args(argv)
     try:
         found = grader_modules()
@@ -202,11 +292,13 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     checks, requests = found.checks, found.requests
-    images, labels, no_data = training_images(args.data_dir)
+    arrays, no_data = mnist_arrays(args.data_dir)
     if no_data:
         print(f"MNIST is not available, so train_vae is not checked:\n{textwrap.indent(no_data, '    ')}\n")
         # The train_vae probe still needs images to run on; its result is not scored.
         images, labels = np.zeros((512, 28, 28), np.uint8), np.zeros(512, np.int64)
+    else:
+        images, labels = arrays.train_images, arrays.train_labels
     request = requests.unit_request(requests.SELF_CHECK_SEED, images, labels)
     print(f"Checking vae.py and assignment.py in {CODE_DIR} with the autograder's unit checks...",
           flush=True)
@@ -216,7 +308,14 @@ def main(argv=None) -> int:
         # What the checks compare with joins the request only after the child's copy is written.
         request.update(found.expected(request))
         runs, failures = run_probes(checks, found.harness, work)
-    return 0 if print_report(checks, runs, request, failures, skip_train_vae=bool(no_data)) else 1
+        units_pass = print_report(checks, runs, request, failures, skip_train_vae=bool(no_data))
+        if not args.training:
+            return 0 if units_pass else 1
+        if no_data:
+            print("\nThe training checks need MNIST: set MNIST_DATA_DIR or pass --data_dir, as for assignment.py.")
+            return 1
+        training_passes = run_training_checks(found, arrays, args.small, work)
+    return 0 if units_pass and training_passes else 1
 
 
 if __name__ == "__main__":
