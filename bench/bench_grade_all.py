@@ -4,7 +4,8 @@ Writes every member and mutant of ``tests/population`` into a folder of
 submissions, runs ``python -m autograder grade-all`` on it (the real defaults
 unless ``--small``), then checks the gradebook: one row per submission, each
 correct member at full marks, and prints what the closing note and BENCHMARKS.md
-quote. About 40 minutes on 2 cores with 2 workers; run it in the background::
+quote. The members alone took 17 minutes on 2 cores with 2 workers (BENCHMARKS.md); run it in
+the background::
 
     python bench/bench_grade_all.py --out build/class [--members-only] [--workers N] [--small]
 """
