@@ -38,8 +38,8 @@ SELF_CHECK_PACKAGE = "_selfcheck"
 # The provided modules students get; only these and the stencil files leave hw/code (the instructor's
 # experiments live in their own package, experiments/, and never ship).
 RELEASED_PROVIDED = (*PROVIDED_MODULES, "check.py")
-SELF_CHECK_MODULES = ("checks.py", "harness.py", "requests.py")
-SELF_CHECK_INIT = ('"""A copy of the course autograder\'s unit checks, used by ``check.py``.\n\n'
+SELF_CHECK_MODULES = ("checks.py", "harness.py", "requests.py", "selfcheck.py")
+SELF_CHECK_INIT = ('"""A copy of the course autograder\'s checks and self-check, run by ``check.py``.\n\n'
                    'Do not edit these files: the grader uses its own copy.\n"""\n')
 HANDOUT = REPO_DIR / "handout.md"
 STUDENT_README = PACKAGE_DIR / "templates" / "student_README.md"

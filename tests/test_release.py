@@ -283,6 +283,10 @@ def test_self_check_trains_as_the_grader_does_with_its_feedback_and_a_picture_of
     vae, cvae = CHECKS_BY_KEY["vae_training"], CHECKS_BY_KEY["cvae_generation"]
     assert f"[PASS] {vae.name} ({vae.points:g}/{vae.points:g} points)" in done.stdout
     assert "Negative ELBO per image on 500 test images" in done.stdout
+    # Progress: a line per finished epoch, the VAE's with its loss; the small budget's CVAE trains 1 epoch.
+    assert re.search(r"^  epoch 1/\d+: test loss \d+\.\d per image  \[\d+\.\d s\]$", done.stdout, re.M), done.stdout
+    assert re.search(r"^  epoch 1/1  \[\d+\.\d s\]$", done.stdout, re.M), done.stdout
+    assert "1 epoch, at most" in done.stdout and "1 epochs" not in done.stdout
     assert f"[INFO] {cvae.name} (?/{cvae.points:g} points)" in done.stdout
     assert "the grader's classifier, which scores these samples, stays with the grader" in done.stdout
     picture = tmp_path / "outputs" / "check_cvae_samples.png"
