@@ -15,6 +15,15 @@ REPO_DIR = Path(__file__).resolve().parents[1]
 CODE_DIR = REPO_DIR / "hw" / "code"
 
 
+def idx_bytes(array) -> bytes:
+    """The IDX file of a uint8 array, for fixtures: magic 0x000008<ndim>, big-endian uint32 sizes, the bytes."""
+    import numpy as np
+
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes((0, 0, 0x08, array.ndim)) + b"".join(int(size).to_bytes(4, "big") for size in array.shape)
+    return header + array.tobytes()
+
+
 def require_mnist_dir() -> str:
     """The folder of the real MNIST files (``MNIST_DATA_DIR``); skips the test when unset."""
     data_dir = os.environ.get("MNIST_DATA_DIR")

