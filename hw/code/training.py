@@ -51,15 +51,11 @@ def is_startup_notice(line: str, min_log_level: int) -> bool:
     INFO lines and absl's banner go from level 1, the known duplicate-registration warnings and
     errors from level 3 (TF_CPP_MIN_LOG_LEVEL's meaning); every other line is kept.
     """
-    if line.strip() == _ABSL_BANNER:
-        return min_log_level >= 1
     match = _LOG_LINE.match(line)
-    if match is None:
-        return False
-    severity, message = match.groups()
-    if severity == "I":
+    severity, message = match.groups() if match else ("", "")
+    if line.strip() == _ABSL_BANNER or severity == "I":
         return min_log_level >= 1
-    return severity in "WE" and min_log_level >= 3 and bool(_DUPLICATE_REGISTRATION.search(message))
+    return severity in ("W", "E") and min_log_level >= 3 and bool(_DUPLICATE_REGISTRATION.search(message))
 
 
 def import_tensorflow_quietly() -> None:
@@ -68,24 +64,15 @@ def import_tensorflow_quietly() -> None:
     ``TF_CPP_MIN_LOG_LEVEL`` defaults to 3 (errors hidden); set it to 0 to see every notice.
     The native libraries write to file descriptor 2 directly, so it is pointed at a temporary
     file during the import, and every line that is not such a notice is written back to stderr,
-    in order. Does nothing when TensorFlow is already imported.
+    in order.
     """
     level_text = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return
-    try:
-        level = int(level_text)
-    except ValueError:
-        level = 0
-    if level < 1:
+    level = int(level_text) if level_text.isdigit() else 0
+    if "tensorflow" in sys.modules or level < 1:
         import tensorflow  # noqa: F401
         return
     sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr to filter
-        import tensorflow  # noqa: F401
-        return
+    saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
@@ -96,10 +83,8 @@ def import_tensorflow_quietly() -> None:
             os.close(saved)
             capture.seek(0)
             lines = capture.read().decode(errors="replace").splitlines(keepends=True)
-            kept = "".join(line for line in lines if not is_startup_notice(line, level))
-            if kept:
-                sys.stderr.write(kept)
-                sys.stderr.flush()
+            sys.stderr.write("".join(line for line in lines if not is_startup_notice(line, level)))
+            sys.stderr.flush()
 
 
 class UsageError(Exception):
@@ -109,33 +94,19 @@ class UsageError(Exception):
 class NonFiniteLossError(Exception):
     """The loss became NaN or infinite during training.
 
-    Args:
-        batch: where in the epoch, counted from 1 (the epoch's first batch is batch 1), as
-            ``enumerate(batches, start=1)`` counts; None when unknown.
-        epoch: the epoch, counted from 1 as in the log; ``fit`` fills it in.
-        kept: a sentence on the weights the run kept on disk; ``fit`` fills it in.
+    ``batch`` counts from 1 within the epoch, as ``enumerate(batches, start=1)`` does (None when
+    unknown). ``fit`` fills in ``epoch`` (counted from 1, as in the log) and ``kept``, a sentence on
+    the weights the run left on disk.
     """
 
-    def __init__(self, batch: int | None = None, epoch: int | None = None, kept: str | None = None):
-        self.batch = batch
-        self.epoch = epoch
-        self.kept = kept
-        super().__init__(self.describe())
-
-    def describe(self) -> str:
-        where = []
-        if self.epoch is not None:
-            where.append(f"epoch {self.epoch}")
-        if self.batch is not None:
-            where.append(f"batch {self.batch}")
-        place = ", ".join(where) if where else "training"
-        message = (
-            f"the loss became NaN or infinite at {place}. Likely causes: exp() of a large "
-            "log-variance (start logvar near 0 and use exp(logvar / 2) for sigma), log(0) in "
-            "the reconstruction term, or a learning rate that is too high "
-            "(try --learning_rate 5e-4)."
-        )
-        return f"{message} {self.kept}" if self.kept else message
+    def __init__(self, batch: int | None = None, epoch: int | None = None, kept: str = ""):
+        self.batch, self.epoch, self.kept = batch, epoch, kept
+        place = ", ".join(f"{name} {value}" for name, value in (("epoch", epoch), ("batch", batch))
+                          if value is not None)
+        super().__init__(
+            f"the loss became NaN or infinite at {place or 'training'}. Likely causes: exp() of a large "
+            "log-variance (start logvar near 0 and use exp(logvar / 2) for sigma), log(0) in the "
+            f"reconstruction term, or a learning rate that is too high (try --learning_rate 5e-4). {kept}".strip())
 
 
 @dataclass
@@ -168,7 +139,6 @@ class TrainConfig:
         return "cvae" if self.cvae else "vae"
 
 
-DEVICES = ("auto", "cpu", "gpu")
 # The CVAE's label already says which digit it is, so its code needs fewer
 # dimensions; a smaller code also leaves less room for the digit's identity to
 # hide in z, which is what makes prior samples follow the label.
@@ -211,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"peak learning rate of Adam (default {d.learning_rate})")
     parser.add_argument("--load_weights", action="store_true",
                         help="skip training: load the saved weights and redraw the figures")
-    parser.add_argument("--device", choices=DEVICES, default=d.device,
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=d.device,
                         help="cpu hides every GPU; gpu requires one; auto uses one if present")
     parser.add_argument("--data_dir", default=d.data_dir,
                         help="folder with the four MNIST IDX files or mnist.npz "
@@ -262,14 +232,7 @@ def seed_everything(seed: int) -> None:
 
 
 def current_umask() -> int:
-    """The process's umask, read without changing it where the system allows."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
+    """The process's umask (the only way to read it is to set it, so it is set back at once)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -319,56 +282,35 @@ def compiled_step(model, step, jit_compile: bool = True):
     """
     import tensorflow as tf
 
-    signature = (getattr(step, "__code__", step), tuple(_captured(step)), model.optimizer, jit_compile)
+    # The step's identity: its code, the objects it closes over (an empty cell stands for itself),
+    # the optimizer and the XLA switch.
+    signature = [getattr(step, "__code__", step), model.optimizer, jit_compile]
+    for cell in getattr(step, "__closure__", None) or ():
+        try:
+            signature.append(cell.cell_contents)
+        except ValueError:
+            signature.append(cell)
     cached = model.__dict__.get("_compiled_step")
-    if cached is None or not _same_signature(cached[0], signature):
+    if cached is None or not _same_objects(cached[0], signature):
         cached = (signature, tf.function(step, jit_compile=jit_compile))
         # Set past Keras's attribute tracking, which would track the captured model as a layer of itself.
         object.__setattr__(model, "_compiled_step", cached)
     return cached[1]
 
 
-def _captured(function) -> list:
-    """The objects ``function`` closes over (its closure cells' contents; an empty cell is itself)."""
-    captured = []
-    for cell in getattr(function, "__closure__", None) or ():
-        try:
-            captured.append(cell.cell_contents)
-        except ValueError:
-            captured.append(cell)
-    return captured
-
-
-def _same_signature(old: tuple, new: tuple) -> bool:
-    """Whether two ``compiled_step`` signatures hold the same code and the same objects.
-
-    Objects compare by identity, plain numbers and strings by value (a new int is a new object).
-    """
-    def same(a, b) -> bool:
-        return a is b or (type(a) is type(b) and type(a) in (int, float, str) and a == b)
-
-    (old_code, old_cells, old_optimizer, old_jit), (new_code, new_cells, new_optimizer, new_jit) = old, new
-    return (old_code is new_code and old_optimizer is new_optimizer and old_jit == new_jit
-            and len(old_cells) == len(new_cells) and all(map(same, old_cells, new_cells)))
+def _same_objects(old: list, new: list) -> bool:
+    """Whether two lists hold the same objects; numbers and strings compare by value (a new int is a new object)."""
+    return len(old) == len(new) and all(
+        a is b or (type(a) is type(b) and type(a) in (int, float, bool, str) and a == b) for a, b in zip(old, new))
 
 
 def progress_bar(batches, description: str):
     """Wrap an iterable of batches in a progress bar (shown on interactive terminals)."""
     from tqdm.auto import tqdm
 
-    try:
-        total = int(batches.cardinality())
-    except (AttributeError, TypeError):
-        total = None
-    return tqdm(
-        batches,
-        desc=description,
-        total=total if total and total > 0 else None,
-        unit="batch",
-        leave=False,
-        disable=None,
-        file=sys.stdout,
-    )
+    total = count_batches(batches)
+    return tqdm(batches, desc=description, total=total if total > 0 else None, unit="batch", leave=False,
+                disable=None, file=sys.stdout)
 
 
 @dataclass
@@ -504,11 +446,10 @@ def fit(model, dataset, train_vae, args, config: TrainConfig, log=print,
 
 
 def count_batches(dataset) -> int:
-    """Number of batches of a tf.data.Dataset (or of any sized iterable)."""
-    cardinality = getattr(dataset, "cardinality", None)
-    if cardinality is not None:
-        return int(cardinality())
-    return len(dataset)
+    """Number of batches of a tf.data.Dataset or a sized iterable; negative when unknown."""
+    if hasattr(dataset, "cardinality"):
+        return int(dataset.cardinality())
+    return len(dataset) if hasattr(dataset, "__len__") else -1
 
 
 def history_path(config: TrainConfig) -> Path:
