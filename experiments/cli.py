@@ -12,14 +12,33 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
+from typing import Callable
 
-from training import UsageError, positive
+from training import UsageError
 
 from .likelihoods import BINARIZATIONS, LIKELIHOODS
 from .runs import ARCHITECTURES, EXPERIMENTS, ExperimentConfig
 
 PROG = "python -m experiments"
+
+
+def positive(kind: type) -> Callable[[str], int | float]:
+    """An argparse type: a finite number of ``kind`` greater than 0."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, got {text}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
 
 
 def non_negative(text: str) -> float:

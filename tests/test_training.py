@@ -43,8 +43,7 @@ def test_one_epoch_cvae_smoke_run_writes_weights_and_figures(tmp_path):
     assert 0.5 * record.loss < record.test_reconstruction + record.test_kl < 1.5 * record.loss
     epoch_line = next(line for line in lines if line.startswith("epoch 1/1: loss "))
     assert "test loss" in epoch_line and "reconstruction" in epoch_line and "KL" in epoch_line
-    for name in ("cvae.weights.h5", "cvae_samples.png", "cvae_one_z_ten_labels.png", "cvae_loss.png",
-                 "cvae_history.json"):
+    for name in ("cvae.weights.h5", "cvae_samples.png", "cvae_one_z_ten_labels.png", "cvae_loss.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
@@ -210,20 +209,15 @@ def test_weights_are_written_atomically(tmp_path):
 
 
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600)])
-def test_weights_and_history_get_the_mode_the_umask_gives_a_new_file(tmp_path, mask, mode):
+def test_weights_get_the_mode_the_umask_gives_a_new_file(tmp_path, mask, mode):
     config = training.TrainConfig(outputs_dir=str(tmp_path))
     model = training.build_model(config)
-    record = training.EpochRecord(epoch=1, loss=1.0, test_reconstruction=None, test_kl=None, seconds=1.0)
     saved = os.umask(mask)
     try:
-        assert training.current_umask() == mask
         training.save_weights_atomically(model, training.weights_path(config))
-        training.save_history([record], training.history_path(config))
     finally:
         os.umask(saved)
-    for path in (training.weights_path(config), training.history_path(config)):
-        assert stat.S_IMODE(path.stat().st_mode) == mode, path.name
-    assert training.load_history(training.history_path(config)) == [record]
+    assert stat.S_IMODE(training.weights_path(config).stat().st_mode) == mode
 
 
 def test_learning_rate_schedule_warms_up_then_decays():

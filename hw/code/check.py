@@ -7,16 +7,10 @@ Usage (from this folder)::
     python check.py --training --small   # the same with the grader's small budget, a quick try
     python check.py --data_dir DIR   # MNIST from DIR (as in assignment.py)
 
-The unit checks run your vae.py and assignment.py in a child process, so a
-crash still leaves a report, and print for each check whether it passes and,
-if not, the grader's feedback. ``--training`` then trains your VAE and CVAE
-exactly as the grader does (its latent sizes, learning rate schedule, batch
-size, epoch caps and time limit) with your train_vae and gives the grader's
-feedback on "VAE training". The grader's classifier stays with the grader:
-the CVAE's samples for the grader's codes are saved as a picture
-(outputs/check_cvae_samples.png) for you to judge.
-
-The checks are the grader's code, in ``_selfcheck/``: do not edit it.
+The unit checks run your code in a child process, so a crash still leaves a report. ``--training``
+trains your VAE and CVAE exactly as the grader does and gives its feedback; the grader's classifier
+stays with the grader, so the CVAE's samples are saved as outputs/check_cvae_samples.png for you to
+judge. The checks are the grader's code, in ``_selfcheck/``: do not edit it.
 """
 
 import sys

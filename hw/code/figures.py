@@ -85,19 +85,14 @@ def save_loss_curve(history, path: Path) -> Path:
         ax.plot(epochs, [r.test_reconstruction for r in history], marker=".", label="test reconstruction (BCE)")
         ax.plot(epochs, [r.test_kl for r in history], marker=".", label="test KL")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss per image (nats)")
-    ax.set_title("Loss per image")
+    ax.set(xlabel="epoch", ylabel="loss per image (nats)", title="Loss per image")
     ax.grid(alpha=0.3)
     ax.legend()
     return save_figure(fig, path)
 
 
 def decode(model, z, labels=None) -> np.ndarray:
-    """Decode latent codes ``z`` (N, Z), with integer ``labels`` (N,) one-hot encoded for a CVAE.
-
-    Returns (N, 1, 28, 28) float32 in [0, 1].
-    """
+    """Decode codes ``z`` (N, Z), with integer ``labels`` (N,) for a CVAE: (N, 1, 28, 28) float32 in [0, 1]."""
     import tensorflow as tf
 
     z = tf.constant(np.asarray(z, dtype=np.float32))
@@ -107,19 +102,13 @@ def decode(model, z, labels=None) -> np.ndarray:
 
 
 def conditional_samples(model, latent_size: int, per_class: int = GRID_SIZE, seed: int = 0) -> np.ndarray:
-    """``per_class`` samples ``z ~ N(0, I)`` of each digit, the k-th ``per_class`` decoded with label k.
-
-    Returns (10 * per_class, 1, 28, 28).
-    """
+    """``per_class`` samples ``z ~ N(0, I)`` of each digit, label k's in row k: (10 * per_class, 1, 28, 28)."""
     z = np.random.default_rng(seed).standard_normal((NUM_CLASSES * per_class, latent_size))
     return decode(model, z, np.repeat(np.arange(NUM_CLASSES), per_class))
 
 
 def one_code_ten_labels(model, latent_size: int, rows: int = GRID_SIZE, seed: int = 0) -> np.ndarray:
-    """``rows`` codes ``z ~ N(0, I)``, each decoded with every label: row r is one z, column k label k.
-
-    Returns (rows * 10, 1, 28, 28).
-    """
+    """``rows`` codes ``z ~ N(0, I)``, each decoded with every label (column k: label k): (rows * 10, 1, 28, 28)."""
     z = np.random.default_rng(seed).standard_normal((rows, latent_size))
     return decode(model, np.repeat(z, NUM_CLASSES, axis=0), np.tile(np.arange(NUM_CLASSES), rows))
 

