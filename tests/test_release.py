@@ -107,6 +107,13 @@ def test_release_holds_the_stencil_the_provided_modules_and_the_student_files(re
     assert "python check.py" in readme and "Submit" in readme and "requirements.txt" in readme
 
 
+def test_the_provided_python_is_at_most_1000_lines(release_dir):
+    # What a student may need to read beside vae.py and assignment.py; _selfcheck/ is the grader's
+    # code, which check.py runs and no one needs to read.
+    counts = {name: len((release_dir / "hw" / "code" / name).read_text().splitlines()) for name in PROVIDED}
+    assert sum(counts.values()) <= 1000, counts
+
+
 def test_release_requirements_are_the_runtime_ones(release_dir):
     lines = [line.strip() for line in (release_dir / "requirements.txt").read_text().splitlines()]
     requirements = [line for line in lines if line and not line.startswith("#")]
