@@ -275,6 +275,17 @@ def test_explicit_dir_keras_npz(tmp_path, expect):
     assert "mnist.npz" in result.source
 
 
+def test_explicit_dir_npz_of_strings_is_a_checksum_mismatch(tmp_path, expect):
+    arrays = fake_arrays()
+    expect(arrays)
+    folder = tmp_path / "npz"
+    folder.mkdir()
+    np.savez(folder / "mnist.npz", x_train=np.array(["a", "b"]), y_train=arrays["train_labels"],
+             x_test=arrays["test_images"], y_test=arrays["test_labels"])
+    with pytest.raises(md.DataError, match=r"checksum mismatch for mnist.npz \(train_images\): .* got an array of <U1"):
+        md.load_arrays(folder)
+
+
 def test_explicit_dir_checksum_mismatch_names_file(tmp_path, expect):
     arrays = fake_arrays()
     hashes = expect(arrays)
