@@ -11,6 +11,11 @@ from pathlib import Path
 
 @dataclass
 class TestResult:
+    """One test of Gradescope's results file (its ``tests`` list)."""
+
+    # Not a pytest test class, although its name starts with "Test".
+    __test__ = False
+
     name: str
     score: float
     max_score: float
