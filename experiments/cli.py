@@ -40,7 +40,6 @@ def positive(kind: type) -> Callable[[str], int | float]:
     return parse
 
 
-
 def non_negative(text: str) -> float:
     """An argparse type: a finite float >= 0."""
     try:

@@ -136,8 +136,8 @@ def find_idx(folder: Path, base: str) -> Path | None:
 
 def _mismatches(arrays: dict[str, np.ndarray]) -> list[tuple[str, str, str]]:
     """(role, expected, got) for every array whose IDX hash differs from the published one."""
-    hashes = {role: sha256_of(array.astype(np.uint8)) if array.dtype.kind in "biu" else f"an array of {array.dtype}"
-              for role, array in ((role, np.asarray(arrays[role])) for role in ROLES)}
+    hashes = {role: sha256_of(arrays[role].astype(np.uint8, copy=False)) if arrays[role].dtype.kind in "biu"
+              else f"an array of {arrays[role].dtype}" for role in ROLES}
     return [(role, SHA256[role], got) for role, got in hashes.items() if got != SHA256[role]]
 
 
