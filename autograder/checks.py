@@ -566,7 +566,7 @@ def expected_return(result, before, after, num_batches):
         target = total.item() / calls.item() * num_batches
         calls_text = f"{int(calls.item())} call" + ("" if calls.item() == 1 else "s")
         return (PLAUSIBLE_RETURN[0] * target, PLAUSIBLE_RETURN[1] * target,
-                f"loss_function's {calls_text} during the epoch returned {total.item():.1f} in all, "
+                f"loss_function's {calls_text} during the last epoch returned {total.item():.1f} in all, "
                 f"so the sum over the {num_batches} batches of the per-image loss is {target:.1f}")
     low, high = PLAUSIBLE_BATCH_LOSS[0] * after * num_batches, PLAUSIBLE_BATCH_LOSS[1] * before * num_batches
     return low, high, (f"the sum over the {num_batches} batches of the per-image loss lies between "
@@ -591,13 +591,14 @@ def check_train_vae(result, request, child_detail) -> Outcome:
                       "so the loss could not be measured.")
     returned = float(array(result, "train_vae.returned")[0])
     num_batches = -(-len(request["steps.images"]) // int(request["steps.batch_size"]))
+    epochs = int(request["steps.epochs"])
     lowered = after < 0.9 * before
     low, high, explanation = expected_return(result, before, after, num_batches)
     plausible = np.isfinite(returned) and low <= returned <= high
     source = "the grader's computation" if GRADER_COPY else "measured with your loss_function"
     lines = [f"Loss on {len(images)} test images ({source}): {before:.1f} before, {after:.1f} after "
-             f"one epoch of {num_batches} batches.",
-             f"train_vae returned {returned:.1f}."]
+             f"{epochs} calls of train_vae, each one epoch of {num_batches} batches.",
+             f"The last call returned {returned:.1f}."]
     steps = array(result, "train_vae.grader_steps")
     steps = None if steps is None or steps.size != 1 or steps.item() < 0 else int(steps.item())
     encoder_moved = not (np.allclose(array(result, "train_vae.before.mu"), array(result, "train_vae.after.mu"))

@@ -450,6 +450,12 @@ class LossRecorder:
             self.unrecorded = True
         return loss
 
+    def reset(self):
+        """Start adding up again from zero."""
+        self.total.assign(0.0)
+        self.calls.assign(0)
+        self.unrecorded = False
+
     def recorded(self):
         """``{"loss_total": (1,), "loss_calls": (1,)}``; empty when some value could not be added up."""
         if self.unrecorded:
@@ -521,7 +527,7 @@ def measure_train_vae(model, vae, images, labels, eps):
 
 
 def probe_train_vae(vae, assignment, request):
-    """A few batches of ``train_vae``, with the grader's loss: the grader compares the loss before and after.
+    """A few epochs of ``train_vae``, with the grader's loss: the grader compares the loss before and after.
 
     The grader's copy exports the model before and after, for its own
     measurement on images this process never sees.
@@ -541,9 +547,13 @@ def probe_train_vae(vae, assignment, request):
     args = grader_args({"vae_latent_size": eps.shape[1], "cvae_latent_size": eps.shape[1],
                         "batch_size": batch_size, "vae_epochs": 1, "cvae_epochs": 1,
                         "learning_rate": request["steps.learning_rate"], "seed": request["seed"]}, False)
+    # The check judges the last epoch: its return value against what loss_function returned during it.
+    # One recorder for all epochs, since a step compiled in the first keeps the variables it captured.
     recorder = LossRecorder(TRUSTED.get("loss_function", vae.loss_function))
-    returned, steps = counting_steps(model, with_trusted_loss, (vae, assignment), recorder, assignment.train_vae,
-                                     model, loader, args, False)
+    for _ in range(int(request["steps.epochs"])):
+        recorder.reset()
+        returned, steps = counting_steps(model, with_trusted_loss, (vae, assignment), recorder,
+                                         assignment.train_vae, model, loader, args, False)
     after = measure_train_vae(model, vae, eval_images, eval_labels, eps)
     # BEGIN GRADER ONLY
     export_errors.append(exported(model, False, eps.shape[1], "train_vae.after"))

@@ -281,7 +281,8 @@ def test_train_vae_check_names_what_it_measured(request_):
     after = checks.negative_elbo(sharper, images, np.zeros((256, 8)), np.zeros((256, 8)))
     batches = 8
     good, _ = train_vae_result(request_, blurry, sharper, (before + after) / 2 * batches, 8.0)
-    assert checks.check_train_vae(good, request_, "").fraction == 1.0
+    outcome = checks.check_train_vae(good, request_, "")
+    assert outcome.fraction == 1.0 and "2 calls of train_vae, each one epoch of 8 batches" in outcome.feedback
     one_batch, _ = train_vae_result(request_, blurry, sharper, after, 8.0)
     outcome = checks.check_train_vae(one_batch, request_, "")
     assert outcome.fraction == 0.7 and "the size of one batch's loss" in outcome.feedback
@@ -317,7 +318,7 @@ def test_train_vae_return_is_judged_against_the_loss_values_recorded_during_the_
     mean.update({"train_vae.loss_total": np.array([spiked]), "train_vae.loss_calls": np.array([8.0])})
     outcome = checks.check_train_vae(mean, request_, "")
     assert outcome.fraction == 0.7 and "the size of one batch's loss" in outcome.feedback
-    assert f"loss_function's 8 calls during the epoch returned {spiked:.1f} in all" in outcome.feedback
+    assert f"loss_function's 8 calls during the last epoch returned {spiked:.1f} in all" in outcome.feedback
     # Called twice per batch (once more for a log line): the sum is still judged per batch.
     twice, _ = train_vae_result(request_, blurry, sharper, spiked, 8.0)
     twice.update({"train_vae.loss_total": np.array([2 * spiked]), "train_vae.loss_calls": np.array([16.0])})

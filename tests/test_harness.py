@@ -20,6 +20,10 @@ def test_the_loss_recorder_adds_up_every_call_eagerly_and_inside_compiled_steps(
     values = [step(tf.constant(np.full((4, 3), float(k), np.float32))) for k in range(1, 4)]
     assert [float(v) for v in values] == [2.0, 4.0, 6.0]
     assert recorder.recorded() == {"loss_total": np.array([12.0]), "loss_calls": np.array([3.0])}
+    # The probe resets it before each call of train_vae; a step compiled earlier records into it again.
+    recorder.reset()
+    step(tf.constant(np.full((4, 3), 5.0, np.float32)))
+    assert recorder.recorded() == {"loss_total": np.array([10.0]), "loss_calls": np.array([1.0])}
 
 
 def test_a_value_the_recorder_cannot_add_up_is_passed_on_and_leaves_nothing_recorded():

@@ -85,3 +85,18 @@ def test_a_flat_decoder_loses_only_the_forward_checks_with_the_real_budget(tmp_p
 
 def test_unit_checks_cover_every_check_but_training():
     assert set(UNIT_CHECKS) == {spec.key for spec in CHECKS} - {"vae_training", "cvae_generation"}
+
+
+def test_the_train_vae_probe_bench_separates_the_widest_member_from_a_train_vae_that_never_steps():
+    """The small CI part of ``bench/bench_train_vae_probe.py``: the probe's two calls, two seeds."""
+    require_mnist_dir()
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_train_vae_probe import BAR, run_child
+
+    widest = run_child("a_elu4", seeds=2, rates=[1e-3], calls=2)
+    assert len(widest) == 2 and all(row["ratios"][-1] < BAR for row in widest), widest
+    never_steps = run_child("b_keras2-no-step", seeds=1, rates=[1e-3], calls=2)
+    assert all(abs(ratio - 1) < 0.01 for ratio in never_steps[0]["ratios"]), never_steps

@@ -1,0 +1,131 @@
+"""How far the ``train_vae`` probe's steps lower the loss of every correct member, across seeds.
+
+The unit check of ``train_vae`` gives a fresh model (latent size 8, Adam) a few
+calls of the submission's ``train_vae`` on 512 training images in batches of
+64, and requires the loss on held-out images to fall by at least 10%. A
+correct network must clear that bar on every seed, with room; a train_vae that
+does not train must not. For each member (and each mutant of ``--only``), each
+seed and each learning rate, this prints the loss after each call of
+``train_vae`` as a fraction of the loss before, with the probe's own code
+(``autograder.harness``), the grader's loss and the same data pipeline, and
+the worst fraction over the seeds. Each submission runs in its own process::
+
+    python bench/bench_train_vae_probe.py [--seeds 40] [--rates 0.001 0.003] [--calls 3] [--only NAME ...]
+
+Takes a few minutes per learning rate on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_DIR / "tests"))
+sys.path.insert(0, str(REPO_DIR))
+
+# The bar of the check: the loss after the probe must be below this fraction of the loss before.
+BAR = 0.9
+
+
+def trajectories(submission: Path, seeds: int, rates: list[float], calls: int) -> list[dict]:
+    """In this process: the loss ratios of ``submission`` (imported from its folder) after each call."""
+    import numpy as np
+
+    sys.path.insert(0, str(submission))
+    # The provided data module, after the submission so that its vae.py and assignment.py come first.
+    sys.path.append(str(REPO_DIR / "hw" / "code"))
+    import assignment
+    import vae
+    from mnist_data import load_arrays
+
+    from autograder import harness
+    from autograder.requests import STEPS_EVAL_IMAGES, STEPS_LATENT_SIZE
+
+    arrays = load_arrays()
+    rows = []
+    for rate in rates:
+        for seed in range(seeds):
+            rng = np.random.default_rng(seed)
+            chosen = rng.choice(len(arrays.train_images), size=512, replace=False)
+            held_out = rng.choice(len(arrays.test_images), size=STEPS_EVAL_IMAGES, replace=False)
+            eval_images = arrays.test_images[held_out]
+            eps = rng.normal(size=(STEPS_EVAL_IMAGES, STEPS_LATENT_SIZE)).astype(np.float32)
+            harness.seed_everything(seed)
+            model = harness.build_model(vae, False, STEPS_LATENT_SIZE, rate)
+
+            def loss():
+                out = harness.encode_decode(model, False, eval_images, None, eps)
+                return harness.negative_elbo(out["x_hat"], eval_images, out["mu"], out["logvar"])
+
+            before = loss()
+            loader = harness.make_loader(arrays.train_images[chosen], arrays.train_labels[chosen], 64, seed)
+            args = harness.grader_args({"vae_latent_size": STEPS_LATENT_SIZE, "cvae_latent_size": STEPS_LATENT_SIZE,
+                                        "batch_size": 64, "vae_epochs": 1, "cvae_epochs": 1,
+                                        "learning_rate": rate, "seed": seed}, False)
+            recorder = harness.LossRecorder(harness.TRUSTED["loss_function"])
+            ratios = []
+            for _ in range(calls):
+                harness.with_trusted_loss((vae, assignment), recorder, assignment.train_vae, model, loader, args, False)
+                ratios.append(loss() / before)
+            rows.append({"rate": rate, "seed": seed, "before": before, "ratios": ratios})
+    return rows
+
+
+def run_child(name: str, seeds: int, rates: list[float], calls: int) -> list[dict]:
+    """``trajectories`` of the member or mutant ``name`` in a child process (each imports its own vae.py)."""
+    from population import write_submission
+
+    with tempfile.TemporaryDirectory() as folder:
+        submission = write_submission(name, Path(folder) / name)
+        code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import bench_train_vae_probe as b; "
+                "print('ROWS ' + json.dumps(b.trajectories(__import__('pathlib').Path(sys.argv[2]), "
+                "int(sys.argv[3]), json.loads(sys.argv[4]), int(sys.argv[5]))))")
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(submission), str(seeds),
+                               json.dumps(rates), str(calls)], capture_output=True, text=True, env=env, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("ROWS ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{name}: the child failed:\n{done.stderr[-2000:]}")
+    return json.loads(lines[-1][len("ROWS "):])
+
+
+def main(argv=None) -> int:
+    from population import members
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=40, help="seeds 0 .. N-1")
+    parser.add_argument("--rates", type=float, nargs="+", default=[0.001], help="Adam learning rates (the probe's: 0.001)")
+    parser.add_argument("--calls", type=int, default=2, help="calls of train_vae, 8 batches each (the probe's: 2)")
+    parser.add_argument("--only", nargs="+", default=None, help="these members or mutants instead of all members")
+    parser.add_argument("--json", type=Path, default=None, help="write every trajectory here")
+    args = parser.parse_args(argv)
+    names = args.only or sorted(members())
+    print(f"loss after each call / loss before, over {args.seeds} seeds: median (worst); "
+          f"'>bar' counts seeds at or above {BAR}")
+    header = "| submission | rate | " + " | ".join(f"after {c + 1}" for c in range(args.calls)) + " |"
+    print(header + "\n|" + "---|" * (2 + args.calls), flush=True)
+    everything = {}
+    for name in names:
+        rows = run_child(name, args.seeds, args.rates, args.calls)
+        everything[name] = rows
+        for rate in args.rates:
+            cells = []
+            for call in range(args.calls):
+                ratios = [row["ratios"][call] for row in rows if row["rate"] == rate]
+                failing = sum(r >= BAR for r in ratios)
+                cells.append(f"{statistics.median(ratios):.2f} ({max(ratios):.2f}), {failing} >bar")
+            print(f"| {name} | {rate:g} | " + " | ".join(cells) + " |", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(everything, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
