@@ -9,16 +9,19 @@ computation of the same quantity.
 from __future__ import annotations
 
 import dataclasses
-import html
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .harness import PROBES
 
+# BEGIN GRADER ONLY
+import html
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from autograder.reference_stats import ReferenceStats
+# END GRADER ONLY
 
 NUM_CLASSES = 10
 BCE_EPSILON = 1e-7
@@ -56,7 +59,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("vae_training", "VAE training", 15,
               "the VAE trained with your train_vae until its loss is below 120 (at most 8 epochs)"),
     CheckSpec("cvae_generation", "CVAE generation", 25,
-              "the CVAE trained the same way (at most 4 epochs); 100 samples per digit scored by a "
+              "the CVAE trained the same way (at most 4 epochs); 200 samples per digit scored by a "
               "pretrained classifier: above 90% is full credit"),
 )
 TOTAL_POINTS = sum(spec.points for spec in CHECKS)
@@ -74,6 +77,7 @@ class Outcome:
     extra_data: dict = field(default_factory=dict)
 
 
+# BEGIN GRADER ONLY
 def model_refused(reason: str) -> Outcome:
     """No credit: the exported model, the only evidence a training check accepts, could not be run."""
     return failed("The grader measures your trained model by running it, exported as a TensorFlow graph, in a "
@@ -89,6 +93,7 @@ def unverified(outcome: Outcome, error: str) -> Outcome:
     if outcome.output_format == "html":
         return dataclasses.replace(outcome, feedback=f"<p>{html.escape(note, quote=False)}</p>{outcome.feedback}")
     return dataclasses.replace(outcome, feedback=f"{note} {outcome.feedback}")
+# END GRADER ONLY
 
 
 def passed(feedback: str) -> Outcome:
@@ -107,6 +112,8 @@ LOSS_VARIANTS = (
     "the KL term is missing its factor 1/2",
     "the KL term has the wrong sign",
     "mu**2 has the wrong sign in the KL (it is subtracted: 1 + logvar - mu**2 - exp(logvar))",
+    "exp(logvar) has the wrong sign in the KL (it is subtracted: 1 + logvar - mu**2 - exp(logvar))",
+    "logvar has the wrong sign in the KL (it is added: 1 + logvar - mu**2 - exp(logvar))",
     "the standard deviation is used where the variance belongs in the KL "
     "(exp(logvar / 2) instead of exp(logvar))",
     "logvar is treated as log(sigma) in the KL",
@@ -147,10 +154,13 @@ def loss_variants(x_hat, x, mu, logvar) -> dict[str, float]:
     mu64 = np.asarray(mu, np.float64)
     logvar64 = np.asarray(logvar, np.float64)
     kl_mu_sign = float(-0.5 * np.sum(1 + logvar64 + mu64**2 - np.exp(logvar64)))
+    kl_variance_sign = float(-0.5 * np.sum(1 + logvar64 - mu64**2 + np.exp(logvar64)))
+    kl_logvar_sign = float(-0.5 * np.sum(1 - logvar64 - mu64**2 - np.exp(logvar64)))
     kl_sigma_as_variance = float(-0.5 * np.sum(1 + logvar64 - mu64**2 - np.exp(0.5 * logvar64)))
     kl_logvar_as_log_sigma = float(-0.5 * np.sum(1 + 2 * logvar64 - mu64**2 - np.exp(2 * logvar64)))
     pixels = np.prod(np.shape(x)[1:])
     values = ((bce / pixels + kl) / n, (bce + 2 * kl) / n, (bce - kl) / n, (bce + kl_mu_sign) / n,
+              (bce + kl_variance_sign) / n, (bce + kl_logvar_sign) / n,
               (bce + kl_sigma_as_variance) / n, (bce + kl_logvar_as_log_sigma) / n, bce + kl, bce / n,
               (bce + kl / np.shape(mu)[1]) / n)
     return dict(zip(LOSS_VARIANTS, values))
@@ -530,7 +540,8 @@ def training_story(result, prefix, child_detail: str, cap: int, bar_met: str | N
     else:
         ended = ("Training stopped before the cap because the next epoch would not have ended within the "
                  "grade's time limit.")
-    text = f"The grader trained {epochs_text(epochs)}{per_epoch}. {ended}"
+    trainer = "The grader" if GRADER_COPY else "This self-check"
+    text = f"{trainer} trained {epochs_text(epochs)}{per_epoch}. {ended}"
     return text + own_optimizer_note(array(result, f"{prefix}.grader_steps")) + flat_decoder_note(result, prefix)
 
 
@@ -540,6 +551,25 @@ def upstream_note(failed_units: list[str]) -> str:
         return ""
     return (" Training runs the code of checks that lost points above (" + ", ".join(failed_units)
             + "): fixing those first may fix this one.")
+
+
+def failed_upstream(outcomes: dict[str, Outcome], key: str) -> list[str]:
+    """The names of the unit checks in ``outcomes`` that lost points and whose code training check ``key`` runs.
+
+    Both training checks run every contract function but one_hot, which only the CVAE uses.
+    """
+    return [CHECKS_BY_KEY[unit].name for unit, outcome in outcomes.items()
+            if outcome.fraction < 1 and (unit != "one_hot" or key == "cvae_generation")]
+
+
+def with_upstream(outcome: Outcome, failed_units: list[str]) -> Outcome:
+    """``outcome`` with a note naming the failed unit checks whose code training runs (when it lost points)."""
+    note = upstream_note(failed_units)
+    if outcome.fraction >= 1 or not note:
+        return outcome
+    if outcome.output_format == "html":
+        return dataclasses.replace(outcome, feedback=f"<p>{note.strip()}</p>" + outcome.feedback)
+    return dataclasses.replace(outcome, feedback=outcome.feedback + note)
 
 
 # When the loss function's values could not be recorded (train_vae computes its loss without calling
@@ -552,6 +582,8 @@ PLAUSIBLE_BATCH_LOSS = (0.5, 3.0)
 # to one call per batch). A correct return is that sum exactly; the wrong sizes are again a factor of
 # the number of batches or of the batch size away.
 PLAUSIBLE_RETURN = (0.5, 2.0)
+# The loss after the train_vae probe's calls must be below this fraction of the loss before.
+TRAIN_VAE_LOSS_BAR = 0.9
 
 
 def expected_return(result, before, after, num_batches):
@@ -565,10 +597,11 @@ def expected_return(result, before, after, num_batches):
             and total.size == 1 and np.isfinite(total.item()):
         target = total.item() / calls.item() * num_batches
         calls_text = f"{int(calls.item())} call" + ("" if calls.item() == 1 else "s")
-        return (PLAUSIBLE_RETURN[0] * target, PLAUSIBLE_RETURN[1] * target,
+        low, high = sorted((PLAUSIBLE_RETURN[0] * target, PLAUSIBLE_RETURN[1] * target))
+        return (low, high,
                 f"loss_function's {calls_text} during the last epoch returned {total.item():.1f} in all, "
                 f"so the sum over the {num_batches} batches of the per-image loss is {target:.1f}")
-    low, high = PLAUSIBLE_BATCH_LOSS[0] * after * num_batches, PLAUSIBLE_BATCH_LOSS[1] * before * num_batches
+    low, high = sorted((PLAUSIBLE_BATCH_LOSS[0] * after * num_batches, PLAUSIBLE_BATCH_LOSS[1] * before * num_batches))
     return low, high, (f"the sum over the {num_batches} batches of the per-image loss lies between "
                        f"{low:.0f} and {high:.0f}")
 
@@ -592,7 +625,7 @@ def check_train_vae(result, request, child_detail) -> Outcome:
     returned = float(array(result, "train_vae.returned")[0])
     num_batches = -(-len(request["steps.images"]) // int(request["steps.batch_size"]))
     epochs = int(request["steps.epochs"])
-    lowered = after < 0.9 * before
+    lowered = after < TRAIN_VAE_LOSS_BAR * before
     low, high, explanation = expected_return(result, before, after, num_batches)
     plausible = np.isfinite(returned) and low <= returned <= high
     source = "the grader's computation" if GRADER_COPY else "measured with your loss_function"
@@ -633,21 +666,27 @@ def check_train_vae(result, request, child_detail) -> Outcome:
                      "respect to model.trainable_variables.")
         else:
             cause = "model.optimizer was replaced by something without a step counter."
-        lines.append("Expected the loss to fall by at least 10%: " + cause)
+        lines.append(f"Expected the loss to fall by at least {1 - TRAIN_VAE_LOSS_BAR:.0%}: " + cause)
         if plausible:
             fraction = 0.3
     return failed(" ".join(lines), fraction=fraction)
 
 
-UNIT_CHECKS = {
-    "one_hot": check_one_hot,
-    "reparametrize": check_reparametrize,
-    "reparametrize_gradient": check_reparametrize_gradient,
-    "loss_function": check_loss_function,
-    "vae_forward": check_vae_forward,
-    "cvae_forward": check_cvae_forward,
-    "train_vae": check_train_vae,
-}
+def unit_checks() -> dict:
+    """The check of each probe of the one registry of probes, ``harness.PROBES``, in the order of ``CHECKS``.
+
+    A probe's result is scored by the function of this module named ``check_<probe>`` (result, request,
+    how its child ended) -> Outcome, and its points are the ``CheckSpec`` of the same key; a probe
+    registered without either is an error here, when the grader starts.
+    """
+    incomplete = [name for name in PROBES if f"check_{name}" not in globals() or name not in CHECKS_BY_KEY]
+    if incomplete:
+        raise ImportError(f"the probes {incomplete} of harness.PROBES need a check_<name> function and a "
+                          "CheckSpec in checks.CHECKS")
+    return {spec.key: globals()[f"check_{spec.key}"] for spec in CHECKS if spec.key in PROBES}
+
+
+UNIT_CHECKS = unit_checks()
 
 
 def check_vae_training(result, request, child_detail: str, config) -> Outcome:
@@ -676,7 +715,8 @@ def check_vae_training(result, request, child_detail: str, config) -> Outcome:
     if not np.isfinite(loss):
         return failed(f"After training, {invalid_outputs(result, 'vae') or 'the loss is not finite'}, so the "
                       f"loss cannot be measured. {story}{history}")
-    text = (f"Negative ELBO per image on {len(images)} test images: {loss:.1f} (below {threshold:g} earns "
+    source = "" if GRADER_COPY else ", measured with your loss_function (the grader computes it on other test images)"
+    text = (f"Negative ELBO per image on {len(images)} test images{source}: {loss:.1f} (below {threshold:g} earns "
             f"full credit; the grader trains at most {epochs_text(cap)} and stops as soon as it is). "
             f"{story}{history}")
     if loss < threshold:
@@ -684,6 +724,10 @@ def check_vae_training(result, request, child_detail: str, config) -> Outcome:
     # Partial credit falls linearly to zero at 1.5 times the threshold.
     fraction = float(np.clip((1.5 * threshold - loss) / (0.5 * threshold), 0.0, 1.0))
     return failed(text, fraction=fraction)
+
+
+# BEGIN GRADER ONLY
+# The CVAE's generation: the grader's classifier scores it; the self-check shows the samples.
 
 
 @dataclass
@@ -921,3 +965,4 @@ def check_cvae_generation(stats: GenerationStats | None, problem: str | None, fu
                f"digit they were drawn for (the worst digit: {worst}, {stats.per_digit[worst]:.0%}).{label_use}</p>"
                + details)
     return Outcome(fraction, details, "html", extra_data)
+# END GRADER ONLY

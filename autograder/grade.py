@@ -396,16 +396,6 @@ def training_blocker(units: ChildRun) -> ChildRun | None:
     return None
 
 
-def with_upstream(outcome: checks.Outcome, failed_units: list[str]) -> checks.Outcome:
-    """``outcome`` with a note naming the failed unit checks whose code training runs (when it lost points)."""
-    note = checks.upstream_note(failed_units)
-    if outcome.fraction >= 1 or not note:
-        return outcome
-    if outcome.output_format == "html":
-        return dataclasses.replace(outcome, feedback=f"<p>{note.strip()}</p>" + outcome.feedback)
-    return dataclasses.replace(outcome, feedback=outcome.feedback + note)
-
-
 def test_result(key: str, outcome: checks.Outcome, found: Evidence | None = None) -> TestResult:
     spec = checks.CHECKS_BY_KEY[key]
     return TestResult(name=spec.name, score=round(spec.points * outcome.fraction, 2), max_score=spec.points,
@@ -598,17 +588,15 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
         a, r, unit_runs["train_vae"].detail))
     tests = [test_result(key, outcome, found.get(key)) for key, outcome in outcomes.items()]
     # Training runs the code the unit checks test: a failing training check names those that lost points.
-    upstream = [checks.CHECKS_BY_KEY[key].name for key, outcome in outcomes.items()
-                if outcome.fraction < 1 and key != "one_hot"]
     vae_outcome = scored_outcome(found["vae_training"], lambda a, r: checks.check_vae_training(
         a, r, vae_run.detail, config))
-    tests.append(test_result("vae_training", with_upstream(vae_outcome, upstream), found["vae_training"]))
+    tests.append(test_result("vae_training", checks.with_upstream(
+        vae_outcome, checks.failed_upstream(outcomes, "vae_training")), found["vae_training"]))
     generation = scored_outcome(found["cvae_generation"], lambda a, r: generation_outcome(
         a, r, cvae_run.detail, config, arrays.train_images, classifier, judge,
         (arrays.test_images, arrays.test_labels)))
-    tests.append(test_result("cvae_generation", with_upstream(
-        generation, [*upstream, *(["one_hot"] if outcomes["one_hot"].fraction < 1 else [])]),
-        found["cvae_generation"]))
+    tests.append(test_result("cvae_generation", checks.with_upstream(
+        generation, checks.failed_upstream(outcomes, "cvae_generation")), found["cvae_generation"]))
     output = [f"Graded {', '.join(files)}."]
     failed_runs = {run.child.detail for run in [*unit_runs.values(), vae_run, cvae_run]
                    if run.child.status != "ok"}

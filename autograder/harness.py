@@ -50,7 +50,9 @@ def describe_error(error):
     frames = [
         f"{os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
         for frame in traceback.extract_tb(error.__traceback__)
-        if os.path.basename(frame.filename) != os.path.basename(__file__)
+        # Python's own frozen modules (the import system) have names like "<frozen importlib._bootstrap>".
+        if not frame.filename.startswith("<")
+        and os.path.basename(frame.filename) != os.path.basename(__file__)
         and os.path.dirname(os.path.abspath(frame.filename)) == os.getcwd()
     ]
     message = "".join(traceback.format_exception_only(type(error), error)).strip()
@@ -526,14 +528,35 @@ def measure_train_vae(model, vae, images, labels, eps):
     return own_measurement(model, vae, images)
 
 
+def train_vae_calls(vae, assignment, model, request):
+    """Call the submission's ``train_vae`` on the request's images ``steps.epochs`` times, one loader.
+
+    Yields after each call ``(returned, grader_steps, recorder)``: what ``train_vae``
+    returned, the optimizer steps it took (-1.0 when they cannot be counted), and the
+    recorder of what ``loss_function`` returned during that call. The probe judges the
+    last call; ``bench/bench_train_vae_probe.py`` measures the model after each.
+    """
+    latent_size = request["steps.eps"].shape[1]
+    batch_size = int(request["steps.batch_size"])
+    loader = make_loader(request["steps.images"], request["steps.labels"], batch_size, request["seed"])
+    args = grader_args({"vae_latent_size": latent_size, "cvae_latent_size": latent_size,
+                        "batch_size": batch_size, "vae_epochs": 1, "cvae_epochs": 1,
+                        "learning_rate": request["steps.learning_rate"], "seed": request["seed"]}, False)
+    # One recorder for all calls, since a step compiled in the first keeps the variables it captured.
+    recorder = LossRecorder(TRUSTED.get("loss_function", vae.loss_function))
+    for _ in range(int(request["steps.epochs"])):
+        recorder.reset()
+        returned, steps = counting_steps(model, with_trusted_loss, (vae, assignment), recorder,
+                                         assignment.train_vae, model, loader, args, False)
+        yield returned, steps, recorder
+
+
 def probe_train_vae(vae, assignment, request):
     """A few epochs of ``train_vae``, with the grader's loss: the grader compares the loss before and after.
 
     The grader's copy exports the model before and after, for its own
     measurement on images this process never sees.
     """
-    images = request["steps.images"]
-    labels = request["steps.labels"]
     eval_images, eval_labels = request["steps.eval_images"], request["steps.eval_labels"]
     eps = request["steps.eps"]
     model = build_model(vae, False, eps.shape[1], float(request["steps.learning_rate"]))
@@ -542,18 +565,9 @@ def probe_train_vae(vae, assignment, request):
     # BEGIN GRADER ONLY
     export_errors.append(exported(model, False, eps.shape[1], "train_vae.before"))
     # END GRADER ONLY
-    batch_size = int(request["steps.batch_size"])
-    loader = make_loader(images, labels, batch_size, request["seed"])
-    args = grader_args({"vae_latent_size": eps.shape[1], "cvae_latent_size": eps.shape[1],
-                        "batch_size": batch_size, "vae_epochs": 1, "cvae_epochs": 1,
-                        "learning_rate": request["steps.learning_rate"], "seed": request["seed"]}, False)
-    # The check judges the last epoch: its return value against what loss_function returned during it.
-    # One recorder for all epochs, since a step compiled in the first keeps the variables it captured.
-    recorder = LossRecorder(TRUSTED.get("loss_function", vae.loss_function))
-    for _ in range(int(request["steps.epochs"])):
-        recorder.reset()
-        returned, steps = counting_steps(model, with_trusted_loss, (vae, assignment), recorder,
-                                         assignment.train_vae, model, loader, args, False)
+    # The check judges the last call: its return value against what loss_function returned during it.
+    for returned, steps, recorder in train_vae_calls(vae, assignment, model, request):
+        pass
     after = measure_train_vae(model, vae, eval_images, eval_labels, eps)
     # BEGIN GRADER ONLY
     export_errors.append(exported(model, False, eps.shape[1], "train_vae.after"))
@@ -568,10 +582,11 @@ def probe_train_vae(vae, assignment, request):
     return result
 
 
-# The registry of unit probes, in the order they run: name -> (the probe, the submission's modules it
-# needs). vae.py is imported first, so its probes still run when assignment.py cannot be imported. The
-# grader and the self-check take the probes' names and needs from here; each has a check of the same
-# name in checks.UNIT_CHECKS.
+# The one registry of unit probes, in the order they run: name -> (the probe, the submission's modules
+# it needs). vae.py is imported first, so its probes still run when assignment.py cannot be imported.
+# The grader and the self-check take the probes from here; a probe NAME is scored by
+# checks.check_NAME, its points are checks.CHECKS' entry NAME, and requests.unit_request draws its
+# inputs (checks.unit_checks refuses a probe without a check or points).
 PROBES = {
     "reparametrize": (probe_reparametrize, ("vae",)),
     "reparametrize_gradient": (probe_reparametrize_gradient, ("vae",)),

@@ -8,12 +8,14 @@ the same kind of request to the same probes as the grader.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
+
+# BEGIN GRADER ONLY
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from autograder.config import GradeConfig
+# END GRADER ONLY
 
 # The train_vae probe's model (latent size) and the images its loss is measured on.
 # The students' self-check draws its inputs from this public seed; the grader's come from the secret.
@@ -89,8 +91,10 @@ def test_split(seed: int, test_images: np.ndarray, stop_count: int) -> tuple[np.
     return rng.permutation(stop), rng.permutation(rest)
 
 
-def training_request(config: GradeConfig, seed: int, arrays) -> dict:
+def training_request(config, seed: int, arrays) -> dict:
     """The inputs of the training runs, drawn from ``seed``; ``arrays`` holds MNIST's four arrays.
+
+    ``config``: the grader's ``GradeConfig``, or the self-check's copy of its training settings.
 
     Training stops at the bars of the checks (unless ``config.early_stop`` is
     off), with a margin: the VAE's child measures its loss on a stop set of
@@ -128,6 +132,7 @@ def training_request(config: GradeConfig, seed: int, arrays) -> dict:
     }
 
 
+# BEGIN GRADER ONLY
 def scoring_request(config: GradeConfig, seed: int, training_seed: int, arrays) -> dict:
     """The inputs on which the grader runs the exported models, drawn from ``seed``, which no child sees.
 
@@ -152,6 +157,7 @@ def scoring_request(config: GradeConfig, seed: int, training_seed: int, arrays) 
         "steps.eval_labels": arrays.test_labels[steps],
         "steps.eps": rng.normal(size=(STEPS_EVAL_IMAGES, STEPS_LATENT_SIZE)),
     }
+# END GRADER ONLY
 
 
 def save_request(path: Path, request: dict) -> Path:

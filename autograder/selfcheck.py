@@ -207,32 +207,64 @@ def print_output_tail(output: str) -> None:
         print(f"\nThe last lines your code printed before it stopped:\n{tail}")
 
 
-def print_report(runs: dict, request: dict, failures: list[str], skip_train_vae: bool) -> bool:
-    """Score every probe with the grader's checks and print the report; True when every check run passes."""
+def own_loss_caveat(outcomes: dict) -> str | None:
+    """Why a check measured with the student's loss_function is not judged here, or None when it can be.
+
+    The self-check measures a model's loss with the student's own ``loss_function`` (the release
+    ships no formula of it); the grader computes the loss itself. While ``loss_function`` fails
+    its check, those measurements say nothing about the grader's verdict.
+    """
+    loss_check = outcomes.get("loss_function")
+    if loss_check is None or loss_check.fraction >= 1:
+        return None
+    return ("Not judged here: this self-check measures the loss with your loss_function, which lost points "
+            "above, while the grader computes the loss itself. Fix loss_function, then run check.py again.")
+
+
+def print_report(runs: dict, request: dict, failures: list[str], skip_train_vae: bool) -> tuple[bool, dict]:
+    """Score every probe with the grader's checks and print the report.
+
+    Returns whether every check run passes, and each check's outcome.
+    """
     passed = failed = 0
     earned = possible = 0.0
+    outcomes, skipped = {}, []
+    shown_errors = set()
     for key, check in checks.UNIT_CHECKS.items():
         spec = checks.CHECKS_BY_KEY[key]
         if key == "train_vae" and skip_train_vae:
+            skipped.append(spec.name)
             print_check("SKIP", spec.name, f"-/{spec.points:g} points",
                         "Not checked: MNIST is not available (see above). Set MNIST_DATA_DIR or pass "
                         "--data_dir, as for assignment.py.")
             continue
         arrays, detail = runs[key]
-        outcome = check(arrays, request, detail)
+        outcome = outcomes[key] = check(arrays, request, detail)
+        # A train_vae that ran is judged by losses measured with loss_function; one that failed is not.
+        caveat = own_loss_caveat(outcomes) if key == "train_vae" and "train_vae.returned" in arrays else None
+        if caveat:
+            skipped.append(spec.name)
+            print_check("SKIP", spec.name, f"-/{spec.points:g} points",
+                        f"{caveat} With your loss_function: {outcome.feedback}")
+            continue
         score = spec.points * outcome.fraction
         earned, possible = earned + score, possible + spec.points
         ok = outcome.fraction >= 1.0
         passed, failed = passed + ok, failed + (not ok)
-        print_check("PASS" if ok else "FAIL", spec.name, f"{score:g}/{spec.points:g} points", outcome.feedback)
+        # An import that fails stops several probes with the same error: it is shown in full once.
+        feedback = outcome.feedback
+        if feedback.startswith("Your code raised an error: `importing") and feedback in shown_errors:
+            feedback = "Your code raised the same error as above."
+        shown_errors.add(outcome.feedback)
+        print_check("PASS" if ok else "FAIL", spec.name, f"{score:g}/{spec.points:g} points", feedback)
     for output in failures:
         print_output_tail(output)
-    skipped = f", {checks.CHECKS_BY_KEY['train_vae'].name} skipped" if skip_train_vae else ""
+    skipped = f", {' and '.join(skipped)} not judged" if skipped else ""
     training = ", ".join(f"{spec.name} ({spec.points:g} points)" for spec in checks.CHECKS
                          if spec.key not in checks.UNIT_CHECKS)
     print(f"\n{passed} of {passed + failed} checks pass{skipped}: {earned:g} of {possible:g} points. "
           f"The training checks, {training}, run with --training.")
-    return failed == 0
+    return failed == 0, outcomes
 
 
 def save_samples(samples: np.ndarray, labels: np.ndarray, per_label: int = 10) -> Path:
@@ -249,10 +281,11 @@ def save_samples(samples: np.ndarray, labels: np.ndarray, per_label: int = 10) -
     return save_figure(figure, DEFAULT_OUTPUTS_DIR / "check_cvae_samples.png")
 
 
-def run_training_checks(code_dir: Path, config, arrays, work: Path) -> bool:
+def run_training_checks(code_dir: Path, config, arrays, work: Path, unit_outcomes: dict) -> bool:
     """Train the VAE and the CVAE as the grader does (``config``: its settings) and print its feedback.
 
-    True when "VAE training" passes.
+    ``unit_outcomes`` are the unit checks' outcomes: a failing training check names those that lost
+    points, as the grader's does. True when "VAE training" passes.
     """
     budget, seconds = config.budget, float(config.train_limits.wall_seconds)
     request = requests.training_request(config, requests.SELF_CHECK_SEED, arrays)
@@ -266,9 +299,16 @@ def run_training_checks(code_dir: Path, config, arrays, work: Path) -> bool:
     result, detail, output = run_harness(code_dir, "train_vae", work, seconds + 60, "training.npz", (str(seconds),),
                                          epoch_printer("vae", budget.vae_epochs))
     spec = checks.CHECKS_BY_KEY["vae_training"]
-    outcome = checks.check_vae_training(result, request, detail, config)
-    print_check("PASS" if outcome.fraction >= 1 else "FAIL", spec.name,
-                f"{spec.points * outcome.fraction:g}/{spec.points:g} points", outcome.feedback)
+    outcome = checks.with_upstream(checks.check_vae_training(result, request, detail, config),
+                                   checks.failed_upstream(unit_outcomes, "vae_training"))
+    # A training that finished an epoch is judged by a loss measured with loss_function.
+    caveat = own_loss_caveat(unit_outcomes) if "vae.epoch_seconds" in result else None
+    if caveat:
+        print_check("SKIP", spec.name, f"-/{spec.points:g} points", f"{caveat} With your loss_function: "
+                    f"{outcome.feedback}")
+    else:
+        print_check("PASS" if outcome.fraction >= 1 else "FAIL", spec.name,
+                    f"{spec.points * outcome.fraction:g}/{spec.points:g} points", outcome.feedback)
     if "done.vae" not in result:
         print_output_tail(output)
 
@@ -283,6 +323,7 @@ def run_training_checks(code_dir: Path, config, arrays, work: Path) -> bool:
         return False
     path = save_samples(result["cvae.samples"], request["cvae.sample_labels"])
     story = checks.training_story(result, "cvae", detail, int(request["cvae_epochs"]), None)
+    story += checks.upstream_note(checks.failed_upstream(unit_outcomes, "cvae_generation"))
     print_check("INFO", spec.name, f"?/{spec.points:g} points",
                 f"{story} Not scored here: the grader's classifier, which scores these samples, stays with the "
                 f"grader; full credit needs more than {config.generation_full_credit:.0%} of them recognised as "
@@ -305,7 +346,7 @@ def main(argv=None, code_dir: Path | None = None) -> int:
     parser.add_argument("--training", action="store_true",
                         help="also train your VAE and CVAE as the grader does (a few minutes)")
     parser.add_argument("--small", action="store_true",
-                        help="with --training: the grader's small budget (fewer images and epochs), a quick try")
+                        help="with --training: the grader's small budget (fewer epochs and test images), a quick try")
     args = parser.parse_args(argv)
     try:
         expected, training_config = stored_values()
@@ -331,11 +372,11 @@ def main(argv=None, code_dir: Path | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         runs, failures = run_probes(code_dir, work)
-        units_pass = print_report(runs, request, failures, skip_train_vae=bool(no_data))
+        units_pass, unit_outcomes = print_report(runs, request, failures, skip_train_vae=bool(no_data))
         if not args.training:
             return 0 if units_pass else 1
         if no_data:
             print("\nThe training checks need MNIST: set MNIST_DATA_DIR or pass --data_dir, as for assignment.py.")
             return 1
-        training_passes = run_training_checks(code_dir, training_config(args.small), arrays, work)
+        training_passes = run_training_checks(code_dir, training_config(args.small), arrays, work, unit_outcomes)
     return 0 if units_pass and training_passes else 1

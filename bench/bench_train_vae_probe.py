@@ -30,12 +30,15 @@ REPO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_DIR / "tests"))
 sys.path.insert(0, str(REPO_DIR))
 
-# The bar of the check: the loss after the probe must be below this fraction of the loss before.
-BAR = 0.9
+from autograder.checks import TRAIN_VAE_LOSS_BAR as BAR  # noqa: E402
 
 
 def trajectories(submission: Path, seeds: int, rates: list[float], calls: int) -> list[dict]:
-    """In this process: the loss ratios of ``submission`` (imported from its folder) after each call."""
+    """In this process: the loss ratios of ``submission`` (imported from its folder) after each call.
+
+    The probe's own inputs (``unit_request``) and calls (``harness.train_vae_calls``), with the loss
+    measured as the grader measures it: its codes, on held-out test images.
+    """
     import numpy as np
 
     sys.path.insert(0, str(submission))
@@ -46,34 +49,25 @@ def trajectories(submission: Path, seeds: int, rates: list[float], calls: int) -
     from mnist_data import load_arrays
 
     from autograder import harness
-    from autograder.requests import STEPS_EVAL_IMAGES, STEPS_LATENT_SIZE
+    from autograder.requests import STEPS_EVAL_IMAGES, unit_request
 
     arrays = load_arrays()
     rows = []
     for rate in rates:
         for seed in range(seeds):
-            rng = np.random.default_rng(seed)
-            chosen = rng.choice(len(arrays.train_images), size=512, replace=False)
-            held_out = rng.choice(len(arrays.test_images), size=STEPS_EVAL_IMAGES, replace=False)
-            eval_images = arrays.test_images[held_out]
-            eps = rng.normal(size=(STEPS_EVAL_IMAGES, STEPS_LATENT_SIZE)).astype(np.float32)
+            request = unit_request(seed, arrays.train_images, arrays.train_labels)
+            held_out = np.random.default_rng(seed).choice(len(arrays.test_images), STEPS_EVAL_IMAGES, replace=False)
+            request.update({"steps.eval_images": arrays.test_images[held_out],
+                            "steps.learning_rate": np.float64(rate), "steps.epochs": np.int64(calls)})
             harness.seed_everything(seed)
-            model = harness.build_model(vae, False, STEPS_LATENT_SIZE, rate)
+            model = harness.build_model(vae, False, request["steps.eps"].shape[1], rate)
 
             def loss():
-                out = harness.encode_decode(model, False, eval_images, None, eps)
-                return harness.negative_elbo(out["x_hat"], eval_images, out["mu"], out["logvar"])
+                out = harness.encode_decode(model, False, request["steps.eval_images"], None, request["steps.eps"])
+                return harness.negative_elbo(out["x_hat"], request["steps.eval_images"], out["mu"], out["logvar"])
 
             before = loss()
-            loader = harness.make_loader(arrays.train_images[chosen], arrays.train_labels[chosen], 64, seed)
-            args = harness.grader_args({"vae_latent_size": STEPS_LATENT_SIZE, "cvae_latent_size": STEPS_LATENT_SIZE,
-                                        "batch_size": 64, "vae_epochs": 1, "cvae_epochs": 1,
-                                        "learning_rate": rate, "seed": seed}, False)
-            recorder = harness.LossRecorder(harness.TRUSTED["loss_function"])
-            ratios = []
-            for _ in range(calls):
-                harness.with_trusted_loss((vae, assignment), recorder, assignment.train_vae, model, loader, args, False)
-                ratios.append(loss() / before)
+            ratios = [loss() / before for _ in harness.train_vae_calls(vae, assignment, model, request)]
             rows.append({"rate": rate, "seed": seed, "before": before, "ratios": ratios})
     return rows
 

@@ -22,6 +22,15 @@ def test_points_total_100_and_keys_are_unique():
     assert set(checks.UNIT_CHECKS) <= set(checks.CHECKS_BY_KEY)
 
 
+def test_every_registered_probe_has_its_check_and_points_and_nothing_else_does(monkeypatch):
+    from autograder.harness import PROBES
+
+    assert set(checks.UNIT_CHECKS) == set(PROBES)
+    monkeypatch.setitem(PROBES, "decoder_range", (lambda vae, request: {}, ("vae",)))
+    with pytest.raises(ImportError, match=r"\['decoder_range'\].*check_<name>"):
+        checks.unit_checks()
+
+
 def test_one_hot_check(request_):
     labels = request_["one_hot.labels"]
     good = {"one_hot.output": np.eye(10)[labels]}
@@ -103,6 +112,8 @@ def test_negative_elbo_matches_a_hand_computation():
     ("no_batch_mean", "not divided by the batch size"),
     ("no_kl", "KL term is missing"),
     ("mu_sign", "mu**2 has the wrong sign"),
+    ("variance_sign", "exp(logvar) has the wrong sign"),
+    ("logvar_sign", "logvar has the wrong sign"),
 ])
 def test_loss_check_names_the_bug(request_, bug, expected_cause):
     def buggy(x_hat, x, mu, logvar):
@@ -115,6 +126,8 @@ def test_loss_check_names_the_bug(request_, bug, expected_cause):
             "no_batch_mean": bce + kl,
             "no_kl": bce / n,
             "mu_sign": (bce - 0.5 * np.sum(1 + logvar + mu**2 - np.exp(logvar))) / n,
+            "variance_sign": (bce - 0.5 * np.sum(1 + logvar - mu**2 + np.exp(logvar))) / n,
+            "logvar_sign": (bce - 0.5 * np.sum(1 - logvar - mu**2 - np.exp(logvar))) / n,
         }[bug]
 
     values = np.array([buggy(*batch) for batch in batches(request_)])
@@ -325,8 +338,24 @@ def test_train_vae_return_is_judged_against_the_loss_values_recorded_during_the_
     assert checks.check_train_vae(twice, request_, "").fraction == 1.0
 
 
+def test_a_consistent_negative_loss_is_judged_like_a_positive_one():
+    """The self-check measures with the student's loss_function: a wrong one can make every loss negative."""
+    result = {"train_vae.loss_total": np.array([-4000.0]), "train_vae.loss_calls": np.array([8.0])}
+    low, high, _ = checks.expected_return(result, -100.0, -200.0, 8)
+    assert low < -4000.0 < high
+    low, high, _ = checks.expected_return({}, -100.0, -200.0, 8)
+    assert low <= high
+
+
+def test_training_checks_name_the_failed_unit_checks_whose_code_they_run():
+    outcomes = {"one_hot": checks.failed("x"), "loss_function": checks.failed("x", 0.5),
+                "vae_forward": checks.passed("x")}
+    assert checks.failed_upstream(outcomes, "vae_training") == ["loss_function"]
+    assert checks.failed_upstream(outcomes, "cvae_generation") == ["one_hot", "loss_function"]
+
+
 def test_a_failing_training_check_names_the_unit_checks_that_lost_points():
-    from autograder.grade import with_upstream
+    from autograder.checks import with_upstream
 
     failing = checks.failed("Negative ELBO per image: 204.5.", fraction=0.0)
     outcome = with_upstream(failing, ["loss_function"])

@@ -85,3 +85,10 @@ def test_handout_states_the_graders_budget():
         "credit" in text
     assert f"scores {config.scored_samples_per_digit} fresh samples per digit: more than " \
         f"{config.generation_full_credit:.0%} earns full credit" in text
+    # The points table (from checks.CHECKS) states the same numbers.
+    from autograder.checks import CHECKS_BY_KEY
+
+    summary = CHECKS_BY_KEY["cvae_generation"].summary
+    assert f"{config.scored_samples_per_digit} samples per digit" in summary
+    assert f"above {config.generation_full_credit:.0%} is full credit" in summary
+    assert f"at most {budget.cvae_epochs} epochs" in summary

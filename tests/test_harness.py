@@ -30,3 +30,14 @@ def test_a_value_the_recorder_cannot_add_up_is_passed_on_and_leaves_nothing_reco
     recorder = harness.LossRecorder(lambda: "not a number")
     assert recorder() == "not a number"
     assert recorder.recorded() == {}
+
+
+def test_an_error_names_the_submissions_frames_and_none_of_pythons_import_machinery(tmp_path, monkeypatch):
+    (tmp_path / "broken_module.py").write_text("def broken(:\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SyntaxError) as caught:
+        import broken_module  # noqa: F401
+    text = harness.describe_error(caught.value)
+    assert "SyntaxError" in text and "broken_module.py" in text
+    assert "<frozen" not in text and "importlib" not in text

@@ -84,3 +84,38 @@ def test_the_releases_copy_says_what_to_do_when_its_stored_data_is_missing(tmp_p
     exec(compile(code, "selfcheck.py", "exec"), namespace)
     with pytest.raises(FileNotFoundError, match="copy the _selfcheck folder back"):
         namespace["stored_values"]()
+
+
+def unit_request():
+    from autograder import requests
+
+    request = requests.unit_request(requests.SELF_CHECK_SEED, np.zeros((512, 28, 28), np.uint8),
+                                    np.zeros(512, np.int64))
+    request.update(checks.expected_values(request))
+    return request
+
+
+def test_an_error_that_stops_every_probe_is_shown_in_full_once(capsys):
+    # vae.py does not compile, so assignment.py, which imports it, fails too: two messages, each once.
+    error = "SyntaxError: invalid syntax (at vae.py:1)"
+    arrays = {"import_vae.error": error, "import_assignment.error": error}
+    runs = {probe: (arrays, "exited with status 1") for probe in checks.UNIT_CHECKS}
+    passes, outcomes = selfcheck.print_report(runs, unit_request(), [], skip_train_vae=False)
+    out = capsys.readouterr().out
+    assert not passes and set(outcomes) == set(checks.UNIT_CHECKS)
+    assert out.count("importing vae.py failed") == 1 and out.count("importing assignment.py failed") == 1
+    assert out.count("Your code raised the same error as above.") == len(checks.UNIT_CHECKS) - 2
+
+
+def test_train_vae_is_not_judged_with_a_loss_function_that_fails_its_check(capsys):
+    request = unit_request()
+    values = np.asarray(request["loss.expected"]) * 2
+    runs = {probe: ({}, "exited with status 1") for probe in checks.UNIT_CHECKS}
+    runs["loss_function"] = ({"loss_function.values": values, "done.loss_function": np.array(1.0)}, "")
+    runs["train_vae"] = ({"train_vae.returned": np.array([-4000.0])}, "")
+    _, outcomes = selfcheck.print_report(runs, request, [], skip_train_vae=False)
+    out = capsys.readouterr().out
+    assert outcomes["loss_function"].fraction < 1 and selfcheck.own_loss_caveat(outcomes)
+    assert "[SKIP] train_vae (-/10 points)" in out and "Not judged here" in out
+    assert "train_vae not judged" in out
+    assert selfcheck.own_loss_caveat({"loss_function": checks.passed("right")}) is None

@@ -281,6 +281,23 @@ def test_compiled_step_is_built_once_per_model_and_reused_by_later_epochs():
     assert training.compiled_step(first, step_of(first)) is not step
 
 
+def test_a_step_already_decorated_with_tf_function_is_compiled_once_per_model():
+    model = keras.Sequential([keras.layers.Dense(1)])
+    model.build((None, 2))
+    model.optimizer = keras.optimizers.SGD(0.1)
+
+    def step_of(model):
+        @tf.function
+        def step(x):
+            return tf.reduce_sum(model(x))
+
+        return step
+
+    step = training.compiled_step(model, step_of(model))
+    assert training.compiled_step(model, step_of(model)) is step
+    assert float(step(tf.ones((3, 2)))) == pytest.approx(float(tf.reduce_sum(model(tf.ones((3, 2))))))
+
+
 # TensorFlow's start-up notices.
 
 
@@ -290,9 +307,11 @@ def test_startup_notices_are_recognised_and_everything_else_is_kept():
             "slightly different numerical results.\n")
     duplicate = ("E0000 00:00:1758131045.203198 3722035 cuda_dnn.cc:8579] Unable to register cuDNN factory: "
                  "Attempting to register factory for plugin cuDNN when one has already been registered\n")
+    no_driver = ("E0000 00:00:1764770000.123456   13964 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
+                 "CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n")
     error = "E0000 00:00:1758131045.203198 3722035 some_op.cc:12] Out of memory while allocating\n"
     fatal = "F0000 00:00:1758131045.203198 3722035 some_op.cc:12] Check failed\n"
-    for line, hidden_from in ((banner, 1), (info, 1), (duplicate, 3)):
+    for line, hidden_from in ((banner, 1), (info, 1), (duplicate, 1), (no_driver, 1)):
         assert [training.is_startup_notice(line, level) for level in range(4)] == \
             [level >= hidden_from for level in range(4)]
     for line in (error, fatal, "Traceback (most recent call last):\n", "ImportError: no module\n"):
@@ -300,12 +319,14 @@ def test_startup_notices_are_recognised_and_everything_else_is_kept():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("level", [None, "3"])
+@pytest.mark.parametrize("level", [None, "2", "3"])
 def test_tensorflow_starts_without_notices_on_stderr(level):
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     if level is not None:
         env["TF_CPP_MIN_LOG_LEVEL"] = level
+    # The first look for a GPU (select_device) starts TensorFlow's devices, which log too.
     code = ("import sys, training; training.import_tensorflow_quietly(); import tensorflow as tf; "
+            "training.select_device('auto'); "
             "print('real error', file=sys.stderr); print(float(tf.reduce_sum(tf.ones(3))))")
     done = subprocess.run([sys.executable, "-c", code], cwd=CODE_DIR, env=env, capture_output=True,
                           text=True, timeout=300)

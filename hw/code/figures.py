@@ -1,7 +1,6 @@
 """PNG figures of a trained VAE or CVAE: samples, interpolations, one code with ten labels, the loss curve.
 
-Every figure is written to a temporary file and renamed into place, so an
-interrupted run never leaves a half-written PNG.
+Every figure is written atomically (``save_figure``): an interrupted run never leaves a half-written PNG.
 """
 
 from __future__ import annotations

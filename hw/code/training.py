@@ -30,47 +30,44 @@ NUM_CLASSES = 10
 EVAL_IMAGES = 2_000
 
 
-# TensorFlow's native libraries print a few notices while they load, before they read
-# TF_CPP_MIN_LOG_LEVEL: absl's warning that it logs to stderr before InitializeLog(), INFO lines
-# (oneDNN is on; no CUDA driver), and on GPU machines the duplicate-registration errors of the CUDA
-# plugins. They come twice: _pywrap_profiler_plugin.so links its own copy of these libraries.
+# TensorFlow's native libraries print notices while they load, before they read TF_CPP_MIN_LOG_LEVEL
+# (absl's banner, INFO lines, on GPU machines duplicate registrations; twice, as a plugin links its own
+# copy), and the first look for a GPU logs an error on a machine without an NVIDIA driver.
 _ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 _LOG_LINE = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] (.*)")
-_DUPLICATE_REGISTRATION = re.compile(r"Attempting to register factory for plugin \w+ when one has already been "
-                                     r"registered|computation placer already registered")
+_HARMLESS_ERROR = re.compile(r"Attempting to register factory for plugin \w+ when one has already been "
+                             r"registered|computation placer already registered|failed call to cuInit",
+                             re.IGNORECASE)
 
 
 def is_startup_notice(line: str, min_log_level: int) -> bool:
-    """Whether ``line``, printed while TensorFlow loads, is a notice that ``min_log_level`` hides.
-
-    INFO lines and absl's banner go from level 1, the known duplicate-registration warnings and
-    errors from level 3 (TF_CPP_MIN_LOG_LEVEL's meaning); every other line is kept.
-    """
+    """Whether ``line``, printed while TensorFlow starts, is a notice to hide: from ``min_log_level`` 1 on,
+    INFO lines, absl's banner and the known harmless errors above. Every other line is kept."""
     match = _LOG_LINE.match(line)
     severity, message = match.groups() if match else ("", "")
     if line.strip() == _ABSL_BANNER or severity == "I":
         return min_log_level >= 1
-    return severity in ("W", "E") and min_log_level >= 3 and bool(_DUPLICATE_REGISTRATION.search(message))
+    return severity in ("W", "E") and min_log_level >= 1 and bool(_HARMLESS_ERROR.search(message))
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its start-up notices filtered out of stderr (see ``is_startup_notice``).
+@contextlib.contextmanager
+def startup_notices_filtered():
+    """Inside the block, TensorFlow's start-up notices are kept off stderr (``TF_CPP_MIN_LOG_LEVEL=0`` shows them).
 
-    ``TF_CPP_MIN_LOG_LEVEL`` defaults to 3 (errors hidden); set it to 0 to see every notice.
-    The native libraries write to file descriptor 2 directly, so it points at a temporary file
-    during the import; every line that is not such a notice is then written back to stderr, in order.
+    The native libraries write to file descriptor 2 directly, so it points at a temporary file inside
+    the block; every line that is not a notice (``is_startup_notice``) is then written back, in order.
     """
     level_text = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     level = int(level_text) if level_text.isdigit() else 0
-    if "tensorflow" in sys.modules or level < 1:
-        import tensorflow  # noqa: F401
+    if level < 1:
+        yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
@@ -79,6 +76,14 @@ def import_tensorflow_quietly() -> None:
             lines = capture.read().decode(errors="replace").splitlines(keepends=True)
             sys.stderr.write("".join(line for line in lines if not is_startup_notice(line, level)))
             sys.stderr.flush()
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow without its start-up notices on stderr (``startup_notices_filtered``)."""
+    if "tensorflow" in sys.modules:
+        return
+    with startup_notices_filtered():
+        import tensorflow  # noqa: F401
 
 
 class UsageError(Exception):
@@ -188,7 +193,9 @@ def select_device(choice: str) -> str:
     if choice == "cpu":
         tf.config.set_visible_devices([], "GPU")
         return "CPU (GPUs hidden by --device cpu)"
-    gpus = tf.config.list_physical_devices("GPU")
+    # The first look for a GPU loads the CUDA driver, which logs an error on a machine without one.
+    with startup_notices_filtered():
+        gpus = tf.config.list_physical_devices("GPU")
     if choice == "gpu" and not gpus:
         raise UsageError("--device gpu: TensorFlow sees no GPU. Install a GPU build "
                          "(pip install 'tensorflow[and-cuda]' on Linux) or use --device cpu.")
@@ -208,9 +215,8 @@ def seed_everything(seed: int) -> None:
 def atomic_output(path, suffix: str = ""):
     """Yield a temporary path next to ``path``; once the block has written it, rename it to ``path``.
 
-    An interrupted write never leaves a half-written ``path``, and nothing of it when it fails.
-    ``tempfile.mkstemp`` creates files readable by their owner only (0600); the file gets the
-    mode a newly created file would get (0644 under the usual umask 022) before the rename.
+    An interrupted write never leaves a half-written ``path``. The file gets the mode the umask gives
+    a new file (0644 under the usual 022), not ``mkstemp``'s 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -236,19 +242,16 @@ def save_weights_atomically(model, path: Path) -> None:
 def compiled_step(model, step, jit_compile: bool = True):
     """``step`` compiled by ``tf.function``, built the first time it is given for ``model`` and then reused.
 
-    ``train_vae`` defines its train step, ``step(images, labels) -> loss``, inside itself, so
-    each epoch makes a new Python function. Decorating it with ``@tf.function`` there would trace
-    and compile it again every epoch, for each batch shape, which made the default run 1.6 to 2
-    times slower in our benchmark. This function compiles the first epoch's step and keeps it on
-    the model: a later epoch's step with the same code and the same captured objects (the model,
-    ``is_cvae``, ...) gets the compiled one back. Each model has its own, so models of different
-    sizes can be trained in one process; a new optimizer gets a new compilation.
-
-    ``jit_compile=True`` has XLA fuse the small operations around the matrix products, which cuts
-    the time of a step on a CPU by a quarter to a half; pass False if XLA cannot compile an
-    operation of your step.
+    ``train_vae`` defines its train step, ``step(images, labels) -> loss``, inside itself, so each
+    epoch makes a new Python function; a ``@tf.function`` there would be traced and compiled again
+    every epoch (1.6 to 2 times slower in our benchmark). A later epoch's step with the same code and
+    captured objects (the model, ``is_cvae``, ...) gets the first one's compilation back, kept on the
+    model; a new optimizer gets a new one. ``jit_compile=True`` has XLA fuse the small operations,
+    a quarter to a half faster on a CPU; pass False if XLA cannot compile an operation of your step.
     """
     import tensorflow as tf
+
+    step = getattr(step, "python_function", step)  # A step already decorated with @tf.function.
 
     # The step's identity: its code, the objects it closes over (an empty cell stands for itself),
     # the optimizer and the XLA switch.
@@ -283,12 +286,9 @@ def progress_bar(batches, description: str):
 
 @dataclass
 class EpochRecord:
-    """One epoch of the log, losses in nats per image.
-
-    ``loss``: the mean of the batch losses ``train_vae`` summed (the model changes during the epoch).
-    ``test_reconstruction`` + ``test_kl``: the loss of the model at the end of the epoch on
-    ``EVAL_IMAGES`` test images (None when not measured). ``seconds``: the time ``train_vae`` took.
-    """
+    """One epoch of the log, losses in nats per image: ``loss``, the mean of the batch losses ``train_vae``
+    summed; ``test_reconstruction`` + ``test_kl``, the loss at the epoch's end on ``EVAL_IMAGES`` test
+    images (None when not measured); ``seconds``, the time ``train_vae`` took."""
 
     epoch: int
     loss: float

@@ -23,8 +23,11 @@ BCE_EPSILON = 1e-7
 LABEL_SCALE = 5.0
 
 
-def _mlp(sizes, activation, name):
-    """A stack of Dense layers, one per width in ``sizes``."""
+def dense_stack(sizes, activation, name):
+    """A ``keras.Sequential`` of Dense layers, one per width in ``sizes``: the hidden layers of a network.
+
+    For example ``dense_stack((512, 256), "relu", "encoder_hidden")``: (N, D) -> (N, 256).
+    """
     return keras.Sequential(
         [layers.Dense(size, activation=activation) for size in sizes], name=name
     )
@@ -71,9 +74,10 @@ class VAE(keras.Model):
         #   self.encoder: (N, 1, 28, 28) -> (N, H) hidden features (flatten first);
         #   self.mu_layer and self.logvar_layer: (N, H) -> (N, Z) each;
         #   self.decoder: (N, Z) -> (N, 1, 28, 28) with a sigmoid output.
+        # dense_stack (above) builds the hidden Dense layers; layers.Flatten and layers.Reshape do the rest.
         # BEGIN SOLUTION
         self.encoder = keras.Sequential(
-            [layers.Flatten(), _mlp(hidden_sizes, "relu", "encoder_mlp")], name="encoder"
+            [layers.Flatten(), dense_stack(hidden_sizes, "relu", "encoder_mlp")], name="encoder"
         )
         self.mu_layer = layers.Dense(latent_size, name="mu")
         # A zero-initialised log-variance head starts training at logvar = 0,
@@ -81,7 +85,7 @@ class VAE(keras.Model):
         self.logvar_layer = layers.Dense(latent_size, kernel_initializer="zeros", name="logvar")
         self.decoder = keras.Sequential(
             [
-                _mlp(tuple(reversed(hidden_sizes)), "relu", "decoder_mlp"),
+                dense_stack(tuple(reversed(hidden_sizes)), "relu", "decoder_mlp"),
                 layers.Dense(input_size, activation="sigmoid"),
                 layers.Reshape(IMAGE_SHAPE),
             ],
@@ -133,17 +137,17 @@ class CVAE(keras.Model):
         #   self.mu_layer and self.logvar_layer: (N, H) -> (N, Z) each;
         #   self.decoder: concat([z, c]) (N, Z + C) -> (N, 1, 28, 28), sigmoid output.
         # LabelScale(num_classes) as the decoder's first layer is optional and does not decide points:
-        # under the grader's budget (latent size 2) the reference CVAE's samples scored 97-99% after one
-        # epoch without it and 99.6-99.9% with it (full credit above 90%). It helps the longer default
-        # run more: 98.2% of its samples show their label with it, 96.0% without (see LabelScale).
+        # none of the twelve correct CVAEs on which the grader was calibrated uses it, and all earned
+        # full credit. It helps the longer default run: 98.2% of its samples show their label with it,
+        # 96.0% without (see LabelScale).
         # BEGIN SOLUTION
-        self.encoder = _mlp(hidden_sizes, "relu", "encoder")
+        self.encoder = dense_stack(hidden_sizes, "relu", "encoder")
         self.mu_layer = layers.Dense(latent_size, name="mu")
         self.logvar_layer = layers.Dense(latent_size, kernel_initializer="zeros", name="logvar")
         self.decoder = keras.Sequential(
             [
                 LabelScale(num_classes),
-                _mlp(tuple(reversed(hidden_sizes)), "relu", "decoder_mlp"),
+                dense_stack(tuple(reversed(hidden_sizes)), "relu", "decoder_mlp"),
                 layers.Dense(input_size, activation="sigmoid"),
                 layers.Reshape(IMAGE_SHAPE),
             ],
