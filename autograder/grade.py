@@ -35,14 +35,13 @@ from autograder.config import GradeConfig
 from autograder.harness import PROBES
 from autograder.reference_stats import load_reference_stats
 from autograder.paths import CODE_DIR, PACKAGE_DIR, ensure_code_on_path
-from autograder.requests import save_request, scoring_request, training_request, unit_request
+from autograder.requests import load_result_file, save_request, scoring_request, training_request, unit_request
 from autograder.results import Report, TestResult, write_results
 from autograder.sandbox import (ChildResult, Limits, available_cpus, lock_down, network_isolation_available,
                                 prepare_workdir, run_child, unprivileged_user)
 from autograder.submission import HARNESS_NAME, SubmissionError, copy_submission
 from autograder.verification import VerifiedModels, run_models
 
-MAX_RESULT_BYTES = 256 * 2**20
 # Seconds kept back from the total limit for scoring and writing the results.
 RESERVE_SECONDS = 30.0
 # A training child starts no epoch that would end later than this before its time limit.
@@ -82,33 +81,6 @@ class ChildRun:
             return ("ended with exit status 0 before it finished: something in the submission ended the process "
                     "(os._exit or a similar call)")
         return self.child.detail
-
-
-def load_result_file(path: Path) -> dict:
-    """Read a child's result .npz defensively: plain numeric or text arrays only, of bounded size."""
-    if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_RESULT_BYTES:
-        return {}
-    arrays = {}
-    try:
-        # A small compressed file can unpack to more memory than the grader has:
-        # the sizes its members unpack to are checked before any is unpacked.
-        with zipfile.ZipFile(path) as archive:
-            if sum(info.file_size for info in archive.infolist()) > MAX_RESULT_BYTES:
-                return {}
-        elements = 0
-        with np.load(path, allow_pickle=False) as data:
-            for key in data.files:
-                value = data[key]
-                elements += value.size
-                if elements * 8 > MAX_RESULT_BYTES:
-                    return {}
-                if type(value) is np.ndarray and value.dtype.kind in "fiub":
-                    arrays[key] = np.array(value, dtype=np.float64)
-                elif type(value) is np.ndarray and value.dtype.kind == "U":
-                    arrays[key] = str(value)[:2000]
-    except Exception:  # noqa: BLE001 - a corrupt file is the same as no file
-        return {}
-    return arrays
 
 
 def thread_settings(cpus: float) -> dict[str, str]:

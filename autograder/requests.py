@@ -1,13 +1,17 @@
-"""The grader's inputs to the probes: plain NumPy arrays drawn from the grader's seed.
+"""The files the grader exchanges with its children: the probes' inputs, drawn from the grader's seed,
+and the arrays the children return.
 
 Pure NumPy, with no import of the rest of the grader, so that the release can
 copy this module next to the students' ``check.py``: the self-check then sends
-the same kind of request to the same probes as the grader.
+the same kind of request to the same probes as the grader, and reads what
+comes back the same way.
 """
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
+
 import numpy as np
 
 # BEGIN GRADER ONLY
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
 SELF_CHECK_SEED = 2024
 STEPS_LATENT_SIZE = 8
 STEPS_EVAL_IMAGES = 256
+# The largest result file a child may return, packed or unpacked.
+MAX_RESULT_BYTES = 256 * 2**20
 
 
 def unit_request(seed: int, train_images, train_labels) -> dict:
@@ -164,3 +170,30 @@ def save_request(path: Path, request: dict) -> Path:
     with open(path, "wb") as file:
         np.savez(file, **request)
     return path
+
+
+def load_result_file(path: Path) -> dict:
+    """Read a child's result .npz defensively: plain numeric or text arrays only, of bounded size."""
+    if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_RESULT_BYTES:
+        return {}
+    arrays = {}
+    try:
+        # A small compressed file can unpack to more memory than the grader has:
+        # the sizes its members unpack to are checked before any is unpacked.
+        with zipfile.ZipFile(path) as archive:
+            if sum(info.file_size for info in archive.infolist()) > MAX_RESULT_BYTES:
+                return {}
+        elements = 0
+        with np.load(path, allow_pickle=False) as data:
+            for key in data.files:
+                value = data[key]
+                elements += value.size
+                if elements * 8 > MAX_RESULT_BYTES:
+                    return {}
+                if type(value) is np.ndarray and value.dtype.kind in "fiub":
+                    arrays[key] = np.array(value, dtype=np.float64)
+                elif type(value) is np.ndarray and value.dtype.kind == "U":
+                    arrays[key] = str(value)[:2000]
+    except Exception:  # noqa: BLE001 - a corrupt file is the same as no file
+        return {}
+    return arrays

@@ -130,10 +130,10 @@ def run_harness(code_dir: Path, task: str, work: Path, seconds: float, request_n
                     break
             if on_progress is not None and result.is_file() and result.stat().st_mtime_ns != seen:
                 seen = result.stat().st_mtime_ns
-                on_progress(load_result(result))
+                on_progress(requests.load_result_file(result))
         output.seek(0)
         text = output.read().decode(errors="replace")
-    arrays = load_result(result)
+    arrays = requests.load_result_file(result)
     if on_progress is not None:
         on_progress(arrays)
     return arrays, describe_exit(returncode, time.monotonic() - start), text
@@ -160,18 +160,6 @@ def epoch_printer(prefix: str, max_epochs: int) -> Callable[[dict], None]:
         shown = max(shown, len(seconds))
 
     return show
-
-
-def load_result(path: Path) -> dict:
-    """The child's arrays (float64) and messages (str), as the grader reads them; empty when none."""
-    if not path.is_file():
-        return {}
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: str(data[key]) if data[key].dtype.kind == "U" else data[key].astype(np.float64)
-                    for key in data.files}
-    except (OSError, ValueError):
-        return {}
 
 
 def run_probes(code_dir: Path, work: Path) -> tuple[dict[str, tuple[dict, str]], list[str]]:
