@@ -71,7 +71,7 @@ def unit_request(seed: int, train_images, train_labels) -> dict:
     request["steps.batch_size"] = np.int64(64)
     # Two calls of train_vae (16 steps) at 1e-3. At 3e-3, Adam's first steps left the widest correct
     # network of the calibration population (four ELU layers up to 1024) above 90% of its starting loss
-    # on 2 of 16 seeds after 8 steps, and on 1 after 16; at 1e-3 its worst seed ends at 47% and the
+    # on 2 of 40 seeds after 8 steps, and on 1 after 16; at 1e-3 its worst seed ends at 65% and the
     # smallest network's (two layers of 128) at 64%, while one call of 8 steps left that one at 91%
     # (bench/bench_train_vae_probe.py, BENCHMARKS.md).
     request["steps.epochs"] = np.int64(2)
