@@ -247,10 +247,10 @@ def print_report(runs: dict, request: dict, failures: list[str], skip_train_vae:
         print_check("PASS" if ok else "FAIL", spec.name, f"{score:g}/{spec.points:g} points", feedback)
     for output in failures:
         print_output_tail(output)
-    skipped = f", {' and '.join(skipped)} not judged" if skipped else ""
+    not_judged = f", {' and '.join(skipped)} not judged" if skipped else ""
     training = ", ".join(f"{spec.name} ({spec.points:g} points)" for spec in checks.CHECKS
                          if spec.key not in checks.UNIT_CHECKS)
-    print(f"\n{passed} of {passed + failed} checks pass{skipped}: {earned:g} of {possible:g} points. "
+    print(f"\n{passed} of {passed + failed} checks pass{not_judged}: {earned:g} of {possible:g} points. "
           f"The training checks, {training}, run with --training.")
     return failed == 0, outcomes
 
