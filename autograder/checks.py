@@ -267,7 +267,7 @@ def check_one_hot(result, request, child_detail) -> Outcome:
     if len(wrong):
         i = wrong[0]
         return failed(f"Row {i} (label {labels[i]}) should be 1 at column {labels[i]} and 0 elsewhere; "
-                      f"got {np.round(output[i], 3).tolist()}. {len(wrong)} of {len(labels)} rows are wrong.")
+                      f"got {np.round(output[i], 3).tolist()}. {len(wrong)} of {len(labels)} rows {'is' if len(wrong) == 1 else 'are'} wrong.")
     return passed(f"All {len(labels)} rows are correct.")
 
 
@@ -628,8 +628,9 @@ def check_train_vae(result, request, child_detail) -> Outcome:
     lowered = after < TRAIN_VAE_LOSS_BAR * before
     low, high, explanation = expected_return(result, before, after, num_batches)
     plausible = np.isfinite(returned) and low <= returned <= high
-    source = "the grader's computation" if GRADER_COPY else "measured with your loss_function"
-    lines = [f"Loss on {len(images)} test images ({source}): {before:.1f} before, {after:.1f} after "
+    source = ("test images (the grader's computation)" if GRADER_COPY
+              else "of the images it trains on (measured with your loss_function)")
+    lines = [f"Loss on {len(images)} {source}: {before:.1f} before, {after:.1f} after "
              f"{epochs} calls of train_vae, each one epoch of {num_batches} batches.",
              f"The last call returned {returned:.1f}."]
     steps = array(result, "train_vae.grader_steps")

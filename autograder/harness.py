@@ -534,7 +534,7 @@ def train_vae_calls(vae, assignment, model, request):
     Yields after each call ``(returned, grader_steps, recorder)``: what ``train_vae``
     returned, the optimizer steps it took (-1.0 when they cannot be counted), and the
     recorder of what ``loss_function`` returned during that call. The probe judges the
-    last call; ``bench/bench_train_vae_probe.py`` measures the model after each.
+    last call; the instructors' ``bench/bench_train_vae_probe.py`` measures the model after each.
     """
     latent_size = request["steps.eps"].shape[1]
     batch_size = int(request["steps.batch_size"])
@@ -566,8 +566,7 @@ def probe_train_vae(vae, assignment, request):
     export_errors.append(exported(model, False, eps.shape[1], "train_vae.before"))
     # END GRADER ONLY
     # The check judges the last call: its return value against what loss_function returned during it.
-    for returned, steps, recorder in train_vae_calls(vae, assignment, model, request):
-        pass
+    *_, (returned, steps, recorder) = train_vae_calls(vae, assignment, model, request)
     after = measure_train_vae(model, vae, eval_images, eval_labels, eps)
     # BEGIN GRADER ONLY
     export_errors.append(exported(model, False, eps.shape[1], "train_vae.after"))

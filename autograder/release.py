@@ -345,11 +345,13 @@ DEV_SECTION = re.compile(r"#\s*(tests?|testing|dev(elopment)?|lint(ing)?|ci|inst
 def runtime_requirements(text: str) -> str:
     """``requirements.txt`` without its test and development lines (a ``# Tests.`` section, pytest...)."""
     kept: list[str] = []
-    in_dev_section = False
+    in_dev_section = previous_is_comment = False
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):
-            in_dev_section = bool(DEV_SECTION.match(stripped))
+            # A section's heading may take several comment lines; its first one names it.
+            if not previous_is_comment:
+                in_dev_section = bool(DEV_SECTION.match(stripped))
             if not in_dev_section:
                 kept.append(line)
         elif not stripped:
@@ -357,6 +359,7 @@ def runtime_requirements(text: str) -> str:
             kept.append(line)
         elif not in_dev_section and not DEV_PACKAGES.fullmatch(stripped):
             kept.append(line)
+        previous_is_comment = stripped.startswith("#")
     return "\n".join(kept).rstrip() + "\n"
 
 

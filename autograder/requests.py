@@ -73,7 +73,7 @@ def unit_request(seed: int, train_images, train_labels) -> dict:
     # network of the calibration population (four ELU layers up to 1024) above 90% of its starting loss
     # on 2 of 40 seeds after 8 steps, and on 1 after 16; at 1e-3 its worst seed ends at 65% and the
     # smallest network's (two layers of 128) at 64%, while one call of 8 steps left that one at 91%
-    # (bench/bench_train_vae_probe.py, BENCHMARKS.md).
+    # (bench/bench_train_vae_probe.py and BENCHMARKS.md in the instructors' repository).
     request["steps.epochs"] = np.int64(2)
     request["steps.learning_rate"] = np.float64(1e-3)
     return request
@@ -86,7 +86,8 @@ def test_split(seed: int, test_images: np.ndarray, stop_count: int) -> tuple[np.
     of a digit follows closely: the images sorted by ink are cut into blocks of
     ``len / stop_count`` and one image of each block, at random, goes to the stop
     set. A plain random split lets the two sets' mean losses differ by 1 to 3
-    nats (bench/bench_population.py), more than the early stop's margin.
+    nats, more than the early stop's margin (bench/bench_population.py in the
+    instructors' repository).
     """
     count = len(test_images)
     ink = test_images.reshape(count, -1).sum(axis=1, dtype=np.int64)

@@ -187,6 +187,11 @@ def print_check(status: str, name: str, points: str, feedback: str) -> None:
                         subsequent_indent=FEEDBACK_INDENT, break_long_words=False, break_on_hyphens=False))
 
 
+def print_skip(spec, reason: str) -> None:
+    """A check that is not judged here, and why."""
+    print_check("SKIP", spec.name, f"-/{spec.points:g} points", reason)
+
+
 def print_output_tail(output: str) -> None:
     """The last lines a failed child printed, without TensorFlow's start-up log."""
     lines = [line for line in output.strip().splitlines() if not TF_LOG_LINE.match(line)]
@@ -199,7 +204,7 @@ def own_loss_caveat(outcomes: dict) -> str | None:
     """Why a check measured with the student's loss_function is not judged here, or None when it can be.
 
     The self-check measures a model's loss with the student's own ``loss_function`` (the release
-    ships no formula of it); the grader computes the loss itself. While ``loss_function`` fails
+    ships no code that computes it); the grader computes the loss itself. While ``loss_function`` fails
     its check, those measurements say nothing about the grader's verdict.
     """
     loss_check = outcomes.get("loss_function")
@@ -222,9 +227,8 @@ def print_report(runs: dict, request: dict, failures: list[str], skip_train_vae:
         spec = checks.CHECKS_BY_KEY[key]
         if key == "train_vae" and skip_train_vae:
             skipped.append(spec.name)
-            print_check("SKIP", spec.name, f"-/{spec.points:g} points",
-                        "Not checked: MNIST is not available (see above). Set MNIST_DATA_DIR or pass "
-                        "--data_dir, as for assignment.py.")
+            print_skip(spec, "Not checked: MNIST is not available (see above). Set MNIST_DATA_DIR or pass "
+                             "--data_dir, as for assignment.py.")
             continue
         arrays, detail = runs[key]
         outcome = outcomes[key] = check(arrays, request, detail)
@@ -232,8 +236,7 @@ def print_report(runs: dict, request: dict, failures: list[str], skip_train_vae:
         caveat = own_loss_caveat(outcomes) if key == "train_vae" and "train_vae.returned" in arrays else None
         if caveat:
             skipped.append(spec.name)
-            print_check("SKIP", spec.name, f"-/{spec.points:g} points",
-                        f"{caveat} With your loss_function: {outcome.feedback}")
+            print_skip(spec, f"{caveat} With your loss_function: {outcome.feedback}")
             continue
         score = spec.points * outcome.fraction
         earned, possible = earned + score, possible + spec.points
@@ -292,8 +295,7 @@ def run_training_checks(code_dir: Path, config, arrays, work: Path, unit_outcome
     # A training that finished an epoch is judged by a loss measured with loss_function.
     caveat = own_loss_caveat(unit_outcomes) if "vae.epoch_seconds" in result else None
     if caveat:
-        print_check("SKIP", spec.name, f"-/{spec.points:g} points", f"{caveat} With your loss_function: "
-                    f"{outcome.feedback}")
+        print_skip(spec, f"{caveat} With your loss_function: {outcome.feedback}")
     else:
         print_check("PASS" if outcome.fraction >= 1 else "FAIL", spec.name,
                     f"{spec.points * outcome.fraction:g}/{spec.points:g} points", outcome.feedback)

@@ -201,3 +201,20 @@ def test_cli_load_weights_without_weights_says_to_train_first(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "no saved weights" in result.stderr and "--cvae" in result.stderr
+
+
+@pytest.mark.slow
+def test_cli_load_weights_of_another_latent_size_is_one_line(tmp_path):
+    from helpers import require_mnist_dir
+    from training import TrainConfig, build_model, weights_path
+
+    config = TrainConfig(cvae=True, latent_size=8, outputs_dir=str(tmp_path))
+    build_model(config).save_weights(weights_path(config))
+    saved = weights_path(config).read_bytes()
+    result = run_cli("--cvae", "--load_weights", "--latent_size", "3", "--outputs_dir", str(tmp_path),
+                     env={"MNIST_DATA_DIR": require_mnist_dir()})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "does not fit this model" in result.stderr and "--latent_size" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert weights_path(config).read_bytes() == saved

@@ -126,8 +126,11 @@ def test_release_requirements_are_the_runtime_ones(release_dir):
 def test_runtime_requirements_drop_test_sections_and_dev_tools():
     text = "# Runtime.\nnumpy>=1\n# Tests.\npytest>=8\nhypothesis\n\n# Plots.\nmatplotlib\nruff==0.1\n"
     assert release.runtime_requirements(text) == "# Runtime.\nnumpy>=1\n\n# Plots.\nmatplotlib\n"
+    two_line_heading = "numpy>=1\n\n# Instructor tools: the experiments read\n# other datasets.\ntensorflow-datasets\n"
+    assert release.runtime_requirements(two_line_heading) == "numpy>=1\n"
     shipped = release.runtime_requirements((REPO_DIR / "requirements.txt").read_text())
-    assert "tensorflow" in shipped and "copydetect" not in shipped and "pytest" not in shipped
+    assert "tensorflow" in shipped and "pytest" not in shipped
+    assert "copydetect" not in shipped and "tensorflow-datasets" not in shipped
 
 
 def test_every_solution_block_is_replaced_and_every_todo_kept(release_dir):

@@ -126,7 +126,7 @@ def interpolation_rows(model, first: np.ndarray, last: np.ndarray, steps: int = 
     """Each row: a test image, ``steps`` decodings along the line between the two codes, the other image.
 
     first, last: (R, 1, 28, 28) float32 test images in [0, 1]. The line joins their posterior means
-    ``mu``, so its end columns are reconstructions, not the images. Returns (R * (steps + 2), 1, 28, 28).
+    ``mu``, so its first and last decodings are reconstructions. Returns (R * (steps + 2), 1, 28, 28).
     """
     mu_first, mu_last = (np.asarray(model(images)[1]) for images in (first, last))
     decoded = decode(model, interpolation_codes(mu_first, mu_last, steps)).reshape(len(first), steps, 1, 28, 28)

@@ -45,9 +45,8 @@ def is_startup_notice(line: str, min_log_level: int) -> bool:
     INFO lines, absl's banner and the known harmless errors above. Every other line is kept."""
     match = _LOG_LINE.match(line)
     severity, message = match.groups() if match else ("", "")
-    if line.strip() == _ABSL_BANNER or severity == "I":
-        return min_log_level >= 1
-    return severity in ("W", "E") and min_log_level >= 1 and bool(_HARMLESS_ERROR.search(message))
+    harmless = severity in ("W", "E") and bool(_HARMLESS_ERROR.search(message))
+    return min_log_level >= 1 and (line.strip() == _ABSL_BANNER or severity == "I" or harmless)
 
 
 @contextlib.contextmanager
@@ -411,9 +410,7 @@ def count_batches(dataset) -> int:
 
 
 def run(args: argparse.Namespace, train_vae, load_mnist_arrays, load_mnist, log=print) -> list[EpochRecord]:
-    """Everything ``python assignment.py`` does: train (or load) and draw the figures.
-
-    With ``--load_weights`` the model's figures are drawn again; the loss curve is drawn by training only.
+    """Everything ``python assignment.py`` does: train (or load the weights) and draw the figures.
 
     ``load_mnist_arrays(data_dir)`` returns the four MNIST arrays (``mnist_data.load_arrays``);
     ``load_mnist(batch_size, buffer_size=, seed=, arrays=)`` batches their training set
@@ -434,10 +431,14 @@ def run(args: argparse.Namespace, train_vae, load_mnist_arrays, load_mnist, log=
     history: list[EpochRecord] = []
     if config.load_weights:
         path = weights_path(config)
+        train = f"train first (python assignment.py{' --cvae' if config.cvae else ''})"
         if not path.is_file():
-            raise UsageError(f"--load_weights: no saved weights at {path}; train first "
-                             f"(python assignment.py{' --cvae' if config.cvae else ''}).")
-        model.load_weights(path)
+            raise UsageError(f"--load_weights: no saved weights at {path}; {train}.")
+        try:
+            model.load_weights(path)
+        except ValueError as error:  # Keras reports a shape mismatch as a ValueError.
+            raise UsageError(f"--load_weights: {path} does not fit this model (was it saved with another "
+                             f"--latent_size?); pass the run's --latent_size or {train}.") from error
         log(f"Loaded weights from {path}")
     else:
         # A shuffle buffer as large as the training set shuffles it completely; the dataset

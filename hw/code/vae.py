@@ -132,8 +132,8 @@ class CVAE(keras.Model):
         self.num_classes = num_classes
         self.latent_size = latent_size
         # TODO: build the same four parts as in VAE, but conditioned on c:
-        #   self.encoder: concat([flattened x, c]) (N, 784 + C) -> (N, H); unlike the VAE's encoder,
-        #   it must not flatten (call() gives it the image already flattened and joined to the label);
+        #   self.encoder: concat([flattened x, c]) (N, 784 + C) -> (N, H); call() flattens x before
+        #   joining it to the label, so this encoder needs no Flatten of its own (the VAE's has one);
         #   self.mu_layer and self.logvar_layer: (N, H) -> (N, Z) each;
         #   self.decoder: concat([z, c]) (N, Z + C) -> (N, 1, 28, 28), sigmoid output.
         # LabelScale(num_classes) as the decoder's first layer is optional and does not decide points:
