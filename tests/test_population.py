@@ -4,8 +4,9 @@
 budget (an hour or more); here every member and mutant goes through the unit
 checks (seconds each), and representative submissions get a whole grade with
 the real budget: a member that brings its own optimizer and prints every
-batch, an eager-only member (``.numpy()`` and static shapes in its loss), and
-a submission whose only slip is a decoder that returns flat images.
+batch, an eager-only member (a Python loop, ``.numpy()`` and static shapes in
+its loss: the slowest style of the population, which stands for every eager
+student), and a submission whose only slip is a decoder that returns flat images.
 """
 
 import json
