@@ -24,6 +24,18 @@ def idx_bytes(array) -> bytes:
     return header + array.tobytes()
 
 
+def assert_valid_gradescope(data: dict) -> None:
+    """``data`` (a ``results.json``) has Gradescope's fields, one test per check, and consistent scores."""
+    from autograder.checks import CHECKS
+
+    assert set(data) >= {"score", "execution_time", "output", "tests"}
+    assert len(data["tests"]) == len(CHECKS)
+    for test in data["tests"]:
+        assert set(test) >= {"name", "score", "max_score", "status", "output", "visibility"}
+        assert 0 <= test["score"] <= test["max_score"]
+        assert test["status"] == ("passed" if test["score"] >= test["max_score"] else "failed")
+
+
 def require_mnist_dir() -> str:
     """The folder of the real MNIST files (``MNIST_DATA_DIR``); skips the test when unset."""
     data_dir = os.environ.get("MNIST_DATA_DIR")

@@ -9,8 +9,9 @@ import zipfile
 
 import pytest
 
+from autograder.checks import CHECKS_BY_KEY
 from autograder.gradescope import build_zip
-from helpers import CODE_DIR, require_mnist_dir
+from helpers import CODE_DIR, assert_valid_gradescope, require_mnist_dir
 
 
 def test_zip_holds_setup_run_script_grader_and_classifier_but_no_solution(tmp_path):
@@ -55,4 +56,7 @@ def test_run_autograder_grades_the_reference_in_an_autograder_layout(tmp_path):
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((root / "results" / "results.json").read_text())
+    assert_valid_gradescope(results)
     assert results["score"] == 100, [t["output"][:200] for t in results["tests"] if t["status"] != "passed"]
+    generation = {test["name"]: test for test in results["tests"]}[CHECKS_BY_KEY["cvae_generation"].name]
+    assert generation["output_format"] == "html" and "data:image/png;base64," in generation["output"]

@@ -2,11 +2,12 @@
 
 ``bench/bench_population.py`` grades the whole population with the real
 budget (an hour or more); here every member and mutant goes through the unit
-checks (seconds each), and representative submissions get a whole grade with
-the real budget: a member that brings its own optimizer and prints every
-batch, an eager-only member (a Python loop, ``.numpy()`` and static shapes in
+checks (seconds each), and two submissions get a whole grade with the real
+budget: the eager-only member (a Python loop, ``.numpy()`` and static shapes in
 its loss: the slowest style of the population, which stands for every eager
-student), and a submission whose only slip is a decoder that returns flat images.
+student), and a submission whose only slip is a decoder that returns flat
+images. The other members' full grades (among them one that brings its own
+optimizer and prints every batch) are the bench's, to keep CI short.
 """
 
 import json
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.slow
 
 MEMBERS = members()
 MUTANTS = mutants()
-# Full grades with the real budget (a few minutes each).
-FULL_GRADE_MEMBERS = ("a_newadam", "b_numpyloss")
+# The slowest member under the real budget (BENCHMARKS.md): about five minutes on 2 cores.
+SLOWEST_MEMBER = "b_numpyloss"
 
 
 def quiet(_line):
@@ -58,11 +59,10 @@ def test_each_mutant_loses_its_unit_checks_and_keeps_the_others(name, tmp_path):
             assert outcome.fraction == 1, f"{name} ({mutant.bug}) lost points on {key}: {outcome.feedback}"
 
 
-@pytest.mark.parametrize("name", FULL_GRADE_MEMBERS)
-def test_representative_members_get_full_marks_with_the_real_budget(name, tmp_path):
+def test_the_slowest_member_gets_full_marks_with_the_real_budget(tmp_path):
     require_mnist_dir()
     results = tmp_path / "results.json"
-    grade(write_submission(name, tmp_path / name), results, GradeConfig(), log=quiet)
+    grade(write_submission(SLOWEST_MEMBER, tmp_path / SLOWEST_MEMBER), results, GradeConfig(), log=quiet)
     data = json.loads(results.read_text())
     lost = {t["name"]: t["output"][:400] for t in data["tests"] if t["score"] < t["max_score"]}
     assert data["score"] == 100, lost
