@@ -266,8 +266,9 @@ def check_one_hot(result, request, child_detail) -> Outcome:
     wrong = np.flatnonzero(~np.isclose(output, expected, atol=1e-6).all(axis=1))
     if len(wrong):
         i = wrong[0]
+        verb = "is" if len(wrong) == 1 else "are"
         return failed(f"Row {i} (label {labels[i]}) should be 1 at column {labels[i]} and 0 elsewhere; "
-                      f"got {np.round(output[i], 3).tolist()}. {len(wrong)} of {len(labels)} rows {'is' if len(wrong) == 1 else 'are'} wrong.")
+                      f"got {np.round(output[i], 3).tolist()}. {len(wrong)} of {len(labels)} rows {verb} wrong.")
     return passed(f"All {len(labels)} rows are correct.")
 
 

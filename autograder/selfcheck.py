@@ -226,17 +226,17 @@ def print_report(runs: dict, request: dict, failures: list[str], skip_train_vae:
     for key, check in checks.UNIT_CHECKS.items():
         spec = checks.CHECKS_BY_KEY[key]
         if key == "train_vae" and skip_train_vae:
+            skip_reason = ("Not checked: MNIST is not available (see above). Set MNIST_DATA_DIR or pass "
+                           "--data_dir, as for assignment.py.")
+        else:
+            arrays, detail = runs[key]
+            outcome = outcomes[key] = check(arrays, request, detail)
+            # A train_vae that ran is judged by losses measured with loss_function; one that failed is not.
+            caveat = own_loss_caveat(outcomes) if key == "train_vae" and "train_vae.returned" in arrays else None
+            skip_reason = f"{caveat} With your loss_function: {outcome.feedback}" if caveat else None
+        if skip_reason:
             skipped.append(spec.name)
-            print_skip(spec, "Not checked: MNIST is not available (see above). Set MNIST_DATA_DIR or pass "
-                             "--data_dir, as for assignment.py.")
-            continue
-        arrays, detail = runs[key]
-        outcome = outcomes[key] = check(arrays, request, detail)
-        # A train_vae that ran is judged by losses measured with loss_function; one that failed is not.
-        caveat = own_loss_caveat(outcomes) if key == "train_vae" and "train_vae.returned" in arrays else None
-        if caveat:
-            skipped.append(spec.name)
-            print_skip(spec, f"{caveat} With your loss_function: {outcome.feedback}")
+            print_skip(spec, skip_reason)
             continue
         score = spec.points * outcome.fraction
         earned, possible = earned + score, possible + spec.points

@@ -73,11 +73,6 @@ def write_submission(folder, bug=None):
 
 
 def grade_and_read(submission, tmp_path, config):
-    tests, data, _ = grade_read_report(submission, tmp_path, config)
-    return tests, data
-
-
-def grade_read_report(submission, tmp_path, config):
     """Grade ``submission``; return its tests by name, the results file's data, and the grader's report."""
     require_mnist_dir()
     results_path = tmp_path / "results" / "results.json"
@@ -90,7 +85,7 @@ def grade_read_report(submission, tmp_path, config):
 @pytest.mark.parametrize("bug", sorted(BUGS))
 def test_each_bug_loses_points_on_its_checks_only(bug, tmp_path):
     _, _, _, failing, words = BUGS[bug]
-    tests, data = grade_and_read(write_submission(tmp_path / bug, bug), tmp_path, GradeConfig().small())
+    tests, data, _ = grade_and_read(write_submission(tmp_path / bug, bug), tmp_path, GradeConfig().small())
     assert_valid_gradescope(data)
     for spec in CHECKS:
         test = tests[spec.name]
@@ -121,7 +116,7 @@ def test_a_submission_without_vae_py_scores_zero_with_a_clear_message(tmp_path):
     folder = tmp_path / "only-assignment"
     folder.mkdir()
     shutil.copyfile(CODE_DIR / "assignment.py", folder / "assignment.py")
-    tests, data = grade_and_read(folder, tmp_path, GradeConfig().small())
+    tests, data, _ = grade_and_read(folder, tmp_path, GradeConfig().small())
     assert_valid_gradescope(data)
     assert data["score"] == 0
     assert "no vae.py" in data["output"]
@@ -142,7 +137,7 @@ def test_the_grader_never_imports_tensorflow_itself(tmp_path):
 
 
 def test_reference_gets_full_marks_with_the_full_budget(tmp_path):
-    tests, data = grade_and_read(write_submission(tmp_path / "reference"), tmp_path, GradeConfig())
+    tests, data, _ = grade_and_read(write_submission(tmp_path / "reference"), tmp_path, GradeConfig())
     assert_valid_gradescope(data)
     assert data["score"] == 100, {name: t["output"][:300] for name, t in tests.items() if t["status"] != "passed"}
 
@@ -156,7 +151,7 @@ def test_the_same_submission_and_seed_give_the_same_results(tmp_path):
     submission = write_submission(tmp_path / "reference")
     runs = []
     for name in ("first", "second"):
-        _, data = grade_and_read(submission, tmp_path / name, tiny)
+        _, data, _ = grade_and_read(submission, tmp_path / name, tiny)
         data.pop("execution_time")
         runs.append(data)
     assert runs[0] == runs[1]
@@ -222,7 +217,7 @@ def test_a_model_that_cannot_be_exported_is_graded_and_marked_unverified(tmp_pat
     vae_file.write_text(text.replace("    def call(self, x):\n        h = self.encoder(x)",
                                      "    def call(self, x):\n        h = self.encoder(tf.constant(x.numpy()))", 1))
     assert vae_file.read_text() != text
-    tests, _, report = grade_read_report(submission, tmp_path, Config.for_tests())
+    tests, _, report = grade_and_read(submission, tmp_path, Config.for_tests())
     for name in ("train_vae", "VAE training"):
         assert tests[name]["extra_data"] == {"unverified": True}, name
         assert tests[name]["output"].startswith("Unverified: your model could not be exported"), name
