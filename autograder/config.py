@@ -39,6 +39,8 @@ class Budget:
 
 
 FULL_BUDGET = Budget()
+# The master seed of the tests' grades (``GradeConfig.for_tests``), so that a failing test can be replayed.
+TEST_SEED = 20_261_205
 # Small budget: for tests and CI. The training budget itself cannot shrink much,
 # since the reference must still earn full marks (the VAE needs about 900 steps
 # to get below 120); it caps the epochs lower (a buggy submission trains to the
@@ -101,18 +103,26 @@ class GradeConfig:
         )
 
     @classmethod
-    def for_tests(cls) -> "GradeConfig":
-        """For the tests of hostile submissions: a tiny training budget and tight time limits.
+    def for_tests(cls, seed: int = TEST_SEED) -> "GradeConfig":
+        """For the tests: a tiny training budget, bars the reference meets on it, tight time limits, a fixed seed.
 
         Dozens of submissions are graded, some of which run into every limit, so
-        each grade must end quickly; the training budget is the small one cut to
-        4,096 images and one epoch per model.
+        each grade must end quickly: one epoch of 16,384 images per model (128
+        steps). The reference still earns every check on it (measured: a VAE loss
+        of 180-189 against the bar of 240, where a VAE that does not train stays
+        near 545; 99-100% of its CVAE's samples recognised), so a test that
+        expects a check to keep its points judges it, training checks included.
         """
-        small = cls().small()
+        small = cls(seed=seed).small()
         return dataclasses.replace(
             small,
-            budget=dataclasses.replace(small.budget, train_images=4_096, eval_images=512, score_images=512,
+            budget=dataclasses.replace(small.budget, train_images=16_384, eval_images=512, score_images=512,
                                        vae_epochs=1, cvae_epochs=1),
+            vae_loss_threshold=240.0,
+            # A quarter of the samples: what the generation check computes per sample (the classifier, the
+            # search for copies of training images) is most of the grader's own time.
+            samples_per_digit=50,
+            scored_samples_per_digit=50,
             unit_limits=dataclasses.replace(small.unit_limits, wall_seconds=40.0),
             probe_limits=dataclasses.replace(small.probe_limits, wall_seconds=25.0),
             model_limits=dataclasses.replace(small.model_limits, wall_seconds=30.0),

@@ -13,6 +13,7 @@ that ran student code ever sees.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -47,7 +48,13 @@ class VerifiedModels:
 def _copy_file(source: Path, target: Path, budget: list[int]) -> None:
     """Copy one regular file without following links, counting its size against ``budget[0]``."""
     # O_NONBLOCK: opening a FIFO the child left there would otherwise wait for a writer forever.
-    descriptor = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        descriptor = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        # O_NOFOLLOW refuses a link with ELOOP; the feedback names it rather than the errno.
+        if error.errno == errno.ELOOP:
+            raise ValueError(f"{source.name} is a link") from None
+        raise
     with os.fdopen(descriptor, "rb") as src:
         info = os.fstat(src.fileno())
         if not stat.S_ISREG(info.st_mode):
@@ -61,6 +68,8 @@ def _copy_file(source: Path, target: Path, budget: list[int]) -> None:
 
 def _plain_folder(path: Path) -> list[str]:
     info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise ValueError(f"{path.name} is a link")
     if not stat.S_ISDIR(info.st_mode):
         raise ValueError(f"{path.name} is not a folder")
     return os.listdir(path)

@@ -97,21 +97,37 @@ def parse_config(argv: list[str] | None = None) -> ExperimentConfig:
 
 
 def load_scorer():
-    """The autograder's classifier as a Scorer, or ``(None, why)`` when it cannot be loaded."""
-    from .commands import Scorer
+    """The autograder's classifier as a Scorer, or ``(None, why)`` when its file is not there.
 
+    A classifier file that is there but cannot be loaded (changed, corrupted)
+    raises ClassifierError: skipping the score would hide the fault.
+    """
     # The autograder package sits beside this one at the repository root, so it
     # imports whenever this package does; the classifier's file may still be missing.
-    try:
-        from autograder.classifier import load_classifier, predict_digits
+    from autograder import classifier
 
-        return Scorer(load_classifier(), predict_digits), ""
+    from .commands import Scorer
+
+    path = classifier.CLASSIFIER_PATH
+    if not path.is_file():
+        return None, (f"Classifier accuracy skipped: there is no classifier at {path} "
+                      "(python -m autograder.train_classifier trains one).")
+    try:
+        model = classifier.load_classifier(path)
     except Exception as error:
-        return None, f"Classifier accuracy skipped: the autograder's classifier is unavailable ({error})."
+        # Keras's own messages may span lines; the command's error is one line.
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise classifier.ClassifierError(f"the classifier that scores the CVAE's samples could not be loaded: "
+                                         f"{reason}") from error
+    return Scorer(model, classifier.predict_digits), ""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the experiment the command line names; returns the exit status (2: usage or data error)."""
+    """Run the experiment the command line names; returns the exit status.
+
+    2: a usage or data error; 1: the loss became NaN, or the classifier's file is there but cannot be loaded.
+    """
+    from autograder.classifier import ClassifierError
     from mnist_data import DataError
     from training import NonFiniteLossError, select_device, seed_everything
 
@@ -126,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, DataError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
-    except NonFiniteLossError as error:
+    except (NonFiniteLossError, ClassifierError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
     return 0

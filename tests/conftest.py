@@ -1,8 +1,77 @@
+import json
+import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 # The course code lives in hw/code as plain modules, not an installed package.
 _CODE_DIR = str(Path(__file__).resolve().parents[1] / "hw" / "code")
 if _CODE_DIR not in sys.path:
     sys.path.insert(0, _CODE_DIR)
 
+
+
+def pytest_report_header(config):
+    from helpers import TEST_SEED
+
+    return f"grades in the tests draw their inputs from seed {TEST_SEED} (replay another: GRADER_TEST_SEED=N)"
+
+
+@pytest.fixture(scope="session")
+def reference_full_grade(tmp_path_factory) -> dict:
+    """The reference solution graded once per session with the real default budget: its results.json data.
+
+    It uses the seed the stored reference statistics were measured with
+    (``reference_stats.DEFAULT_SEED``), so that the same grade also shows whether they are current.
+    """
+    from autograder.config import GradeConfig
+    from autograder.grade import grade
+    from autograder.reference_stats import DEFAULT_SEED
+    from helpers import CODE_DIR, require_mnist_dir
+
+    require_mnist_dir()
+    work = tmp_path_factory.mktemp("reference-full")
+    submission = work / "reference"
+    submission.mkdir()
+    for name in ("vae.py", "assignment.py"):
+        shutil.copyfile(CODE_DIR / name, submission / name)
+    report = grade(submission, work / "results.json", GradeConfig(seed=DEFAULT_SEED), log=lambda line: None)
+    data = json.loads((work / "results.json").read_text())
+    assert data["score"] == report.score
+    return data
+
+
+@dataclass
+class Pool:
+    """Every case of ``hostile_cases`` that this session's tests judge, graded once, two at a time."""
+
+    available: dict
+    graded: dict
+    baseline: dict
+
+
+@pytest.fixture(scope="session")
+def graded_pool(request, tmp_path_factory) -> Pool:
+    """The reference and every case selected in this session (any test's ``case_name``), graded once.
+
+    One pool for the hostile cases, the usual bugs and the population's cases keeps both workers busy
+    until the last grade. Each grade runs the real grader in a process of its own with
+    ``GradeConfig.for_tests`` and the session's seed; the reference must earn every check, so a case
+    that should keep a check is judged against full marks.
+    """
+    import hostile_cases as hc
+    from helpers import require_mnist_dir
+
+    require_mnist_dir()
+    available = hc.platform(hc.PYTHON)
+    selected = {item.callspec.params["case_name"] for item in request.session.items
+                if hasattr(item, "callspec") and "case_name" in item.callspec.params}
+    cases = [hc.REFERENCE] + [case for name, case in hc.CASES_BY_NAME.items()
+                              if name in selected and hc.runnable(case, available)]
+    if any(item.name == "test_a_case_that_wrongly_loses_training_credit_fails_the_suite"
+           for item in request.session.items):
+        cases.append(hc.SABOTAGED)
+    graded = hc.grade_cases(cases, tmp_path_factory.mktemp("graded"), hc.PYTHON, hc.WORKERS)
+    return Pool(available, graded, hc.baseline_scores(graded["reference"]))

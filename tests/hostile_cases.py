@@ -41,16 +41,23 @@ CODE_DIR = REPO_DIR / "hw" / "code"
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(0, str(REPO_DIR))
 
-from autograder.checks import CHECKS, negative_elbo  # noqa: E402
+from autograder.checks import CHECKS, UNIT_CHECKS, negative_elbo  # noqa: E402
 from autograder.classifier import CLASSIFIER_SHA256  # noqa: E402
 from autograder.config import GradeConfig  # noqa: E402
+from autograder.grade import SCORED_MODELS  # noqa: E402
+from autograder.harness import PROBES  # noqa: E402
 from autograder.requests import unit_request  # noqa: E402
-from helpers import live_processes_with  # noqa: E402
+import population  # noqa: E402
+from helpers import TEST_SEED, live_processes_with  # noqa: E402
 
+# From the grader's registries, so that a new check is judged here without an edit.
 ALL_CHECKS = tuple(spec.key for spec in CHECKS)
-UNIT_KEYS = ("one_hot", "reparametrize", "reparametrize_gradient", "loss_function", "vae_forward",
-             "cvae_forward", "train_vae")
-TRAINING_KEYS = ("train_vae", "vae_training", "cvae_generation")
+UNIT_KEYS = tuple(UNIT_CHECKS)
+# The checks scored on models that the submission's train_vae trained.
+TRAINING_KEYS = tuple(SCORED_MODELS)
+# The interpreter of the graders the tests start, and how many grade at once.
+PYTHON = os.environ.get("AUTOGRADER_TEST_PYTHON", sys.executable)
+WORKERS = int(os.environ.get("HOSTILE_WORKERS", "2"))
 # Text that forging submissions put in everything they forge; it must never reach the results.
 FORGE_MARKER = "FORGED-BY-THE-SUBMISSION"
 # The grader's own memory (its process alone, not its children) must stay below this.
@@ -82,7 +89,7 @@ def peak_mb():
 
 report, error = None, None
 try:
-    report = grade(Path(sys.argv[1]), Path(sys.argv[2]), GradeConfig.for_tests(), log=log)
+    report = grade(Path(sys.argv[1]), Path(sys.argv[2]), GradeConfig.for_tests(int(sys.argv[3])), log=log)
 except GraderError as exc:
     error = str(exc)
 print(json.dumps({
@@ -875,7 +882,9 @@ def hard_codes_self_check(ctx: Context) -> Files:
 
 
 TIME_LIMIT = ("time limit",)
-EVERYTHING_AFTER_ASSIGNMENT = ("one_hot", "train_vae", "vae_training", "cvae_generation")
+# The checks that need assignment.py: its probes and the training checks.
+EVERYTHING_AFTER_ASSIGNMENT = tuple(key for key in ALL_CHECKS if key in TRAINING_KEYS or
+                                    (key in PROBES and "assignment" in PROBES[key][1]))
 
 CASES: tuple[Case, ...] = (
     # Broken.
@@ -983,8 +992,110 @@ CASES: tuple[Case, ...] = (
          hard_codes_self_check,
          {"one_hot": ("should be 1 at column",), "loss_function": ("expected",)}),
 )
-CASES_BY_NAME = {case.name: case for case in CASES}
+
+
+def bug(file: str, old: str, new: str) -> Callable[[Context], Files]:
+    """A builder of the reference with ``old`` replaced by ``new`` in ``file``."""
+    return lambda ctx: replace(reference(), file, old, new)
+
+
+# The usual student bugs, one at a time in the reference. With the tests' budget a bug in the loss or in
+# reparametrize may or may not spoil the models it trains, so those training checks are left unchecked
+# here; the calibration population's bench grades such bugs with the real budget.
+BUGS: tuple[Case, ...] = (
+    Case("mean_over_pixels", "bug", "the reconstruction term is a mean over pixels",
+         bug("vae.py", "    reconstruction = bce_function(x_hat, x)\n",
+             "    reconstruction = bce_function(x_hat, x) / 784.0\n"),
+         {"loss_function": ("mean over pixels",)}, unchecked=frozenset(("vae_training", "cvae_generation"))),
+    Case("flipped_kl_sign", "bug", "the KL term has the wrong sign",
+         bug("vae.py", "    kl = -0.5 * tf.reduce_sum(", "    kl = 0.5 * tf.reduce_sum("),
+         {"loss_function": ("wrong sign",), "vae_training": ("NaN or infinite",)},
+         unchecked=frozenset(("cvae_generation",))),
+    Case("logvar_as_std", "bug", "reparametrize uses logvar as the standard deviation",
+         bug("vae.py", "    return mu + tf.exp(0.5 * logvar) * eps", "    return mu + logvar * eps"),
+         {"reparametrize": ("variance",), "reparametrize_gradient": ("d z / d logvar",)},
+         unchecked=frozenset(("vae_training", "cvae_generation"))),
+    Case("no_kl", "bug", "the loss leaves out the KL term",
+         bug("vae.py", "    return (reconstruction + kl) / batch_size", "    return reconstruction / batch_size"),
+         {"loss_function": ("KL term is missing",)}, unchecked=frozenset(("vae_training", "cvae_generation"))),
+    Case("decoder_ignores_label", "bug", "the CVAE's decoder gets zeros for the label",
+         bug("vae.py", "        x_hat = self.decoder(tf.concat([z, c], axis=-1))",
+             "        x_hat = self.decoder(tf.concat([z, tf.zeros_like(c)], axis=-1))"),
+         {"cvae_generation": ("Decoding one z with the ten labels changes the image by",)}),
+    Case("never_steps_optimizer", "bug", "train_vae computes the gradients and never applies them",
+         bug("assignment.py",
+             "        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))\n", ""),
+         {"train_vae": ("optimizer",), "vae_training": ("Negative ELBO",), "cvae_generation": ("Classifier",)}),
+    Case("wrong_one_hot", "bug", "one_hot puts each label's 1 one column early",
+         bug("assignment.py", "    return tf.one_hot(tf.cast(labels, tf.int32), class_size, dtype=tf.float32)",
+             "    return tf.one_hot(tf.cast(labels, tf.int32) - 1, class_size, dtype=tf.float32)"),
+         {"one_hot": ("should be 1 at column",), "cvae_generation": ("one_hot",)}),
+    Case("missing_reparametrize", "bug", "reparametrize is misspelt",
+         bug("vae.py", "def reparametrize(mu, logvar):", "def reparametrise(mu, logvar):"),
+         lose(tuple(key for key in ALL_CHECKS if key not in ("one_hot", "loss_function")), "reparametrize")),
+)
+
+
+# The calibration population (tests/population) in the pool: the slowest member, the slip a TA forgives,
+# and every mutant whose bug reaches a training check (the unit checks of every member and mutant are
+# test_population's, without training; the bench grades them all with the real budget).
+SLOWEST_MEMBER = "b_numpyloss"
+FLAT_DECODER = "c_flatten_call-flat-decoder"
+# Training checks whose outcome the tests' budget does not decide for a mutant: its bug spoils them with
+# the real budget (the bench's verdict) but one epoch of 128 steps may leave them either way, or its bug
+# also spoils a check it does not declare, which the real budget's longer training repairs. Measured
+# with GradeConfig.for_tests on 2 cores (2026-12-05): the mean over pixels and the decoder-only gradients
+# kept the VAE's bar of 240 or ran out of time; the others lost the CVAE's check as well.
+TESTS_BUDGET_UNDECIDED: dict[str, frozenset[str]] = {
+    "a_eager3-pixel-mean-bce": frozenset(("vae_training", "cvae_generation")),
+    "a_tfstep_tanh-no-kl": frozenset(("cvae_generation",)),
+    "b_keras2-kl-sign": frozenset(("cvae_generation",)),
+    "b_tffunc_cached-linear-decoder": frozenset(("cvae_generation",)),
+    "c_bottleneck-decoder-only-grads": frozenset(("vae_training", "cvae_generation")),
+}
+
+
+def population_case(name: str) -> Case:
+    mutant = population.mutants().get(name)
+    if mutant is None:
+        return Case(name, "member", population.members()[name].style, lambda ctx: population.submission_files(name))
+    words = {FLAT_DECODER: (", 784)",)}.get(name, ())
+    unchecked = TESTS_BUDGET_UNDECIDED.get(name, frozenset())
+    return Case(name, "mutant", mutant.bug, lambda ctx: population.submission_files(name),
+                {key: words for key in mutant.checks if key not in unchecked}, unchecked=unchecked)
+
+
+def decides_training(case: Case) -> bool:
+    """Whether the tests' budget decides a training check of ``case`` (lost or kept).
+
+    If not, a whole grade would judge no more than its unit checks, which ``grade.check_units``
+    judges without training.
+    """
+    return bool({"vae_training", "cvae_generation"} - case.unchecked)
+
+
+def population_cases() -> tuple[Case, ...]:
+    trained = [name for name, mutant in sorted(population.mutants().items())
+               if set(mutant.checks) & {"vae_training", "cvae_generation"}]
+    cases = [population_case(name) for name in [SLOWEST_MEMBER, FLAT_DECODER, *trained]]
+    return tuple(case for case in cases if decides_training(case))
+
+
+POPULATION = population_cases()
+CASES_BY_NAME = {case.name: case for case in CASES + BUGS + POPULATION}
 REFERENCE = Case("reference", "reference", "the reference solution", lambda ctx: reference())
+
+
+def one_batch_of_long_epochs(ctx: Context) -> Files:
+    # The train_vae check calls train_vae on 8 batches; the grader's training epochs are longer.
+    return replace(reference(), "assignment.py", TRAIN_VAE_START,
+                   "    if len(train_loader) > 8:\n        train_loader = train_loader.take(1)\n" + TRAIN_VAE_START)
+
+
+# A deliberately broken case, not part of the suite: it loses both training checks without a word of
+# warning, and is judged as a case that must keep every check, so the suite must report it.
+SABOTAGED = Case("sabotaged", "sabotage", "train_vae trains on one batch of an epoch longer than 8 batches",
+                 one_batch_of_long_epochs)
 
 
 def write_submission(case: Case, folder: Path, context: Context) -> dict[str, str | bytes]:
@@ -1050,10 +1161,10 @@ def grade_case(case: Case, work: Path, repo_dir: Path, port: int, python: str, e
     folder = work / case.name
     files = write_submission(case, folder / "submission", context)
     results = folder / "results" / "results.json"
-    limit = GradeConfig.for_tests().total_seconds + RUNNER_GRACE_SECONDS
+    limit = GradeConfig.for_tests(TEST_SEED).total_seconds + RUNNER_GRACE_SECONDS
     began = time.monotonic()
-    process = subprocess.Popen([python, "-c", RUNNER, str(folder / "submission"), str(results)], cwd=repo_dir,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([python, "-c", RUNNER, str(folder / "submission"), str(results), str(TEST_SEED)],
+                               cwd=repo_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = process.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
@@ -1114,7 +1225,7 @@ def runnable(case: Case, available: dict[str, bool]) -> bool:
 
 def evaluate(case: Case, graded: Graded, baseline: dict[str, float]) -> list[str]:
     """Everything that differs from the case's expected outcome; empty when it graded as expected."""
-    config = GradeConfig.for_tests()
+    config = GradeConfig.for_tests(TEST_SEED)
     problems = []
     if graded.returncode != 0:
         problems.append(f"the grader exited with status {graded.returncode}: {graded.stderr[-600:]}")
@@ -1175,10 +1286,12 @@ def baseline_scores(graded: Graded) -> dict[str, float]:
     data = graded.results
     if data is None:
         raise RuntimeError(f"the reference could not be graded: {graded.stderr[-2000:]}")
-    by_name = {test["name"]: test["score"] for test in data["tests"]}
-    scores = {spec.key: by_name[spec.name] for spec in CHECKS}
-    lost = [spec.key for spec in CHECKS if spec.key in UNIT_KEYS and scores[spec.key] < spec.points]
+    by_name = {test["name"]: test for test in data["tests"]}
+    scores = {spec.key: by_name[spec.name]["score"] for spec in CHECKS}
+    # Every check, training checks included: a case must keep what the reference earns, and a case that
+    # loses a check must lose it against full marks.
+    lost = {spec.key: by_name[spec.name]["output"][:300] for spec in CHECKS if scores[spec.key] < spec.points}
     if lost:
-        raise RuntimeError(f"the reference lost unit checks {lost}, so it cannot serve as the baseline: "
-                           f"{data.get('output', '')[:500]}")
+        raise RuntimeError(f"the reference (seed {TEST_SEED}) lost {sorted(lost)}, so it cannot serve as the "
+                           f"baseline: {lost}")
     return scores

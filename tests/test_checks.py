@@ -19,13 +19,16 @@ def request_():
 def test_points_total_100_and_keys_are_unique():
     assert checks.TOTAL_POINTS == 100
     assert len(checks.CHECKS_BY_KEY) == len(checks.CHECKS)
-    assert set(checks.UNIT_CHECKS) <= set(checks.CHECKS_BY_KEY)
+    # The seven unit checks, in the order of the handout's table; the two training checks are scored apart.
+    assert list(checks.UNIT_CHECKS) == ["one_hot", "reparametrize", "reparametrize_gradient", "loss_function",
+                                        "vae_forward", "cvae_forward", "train_vae"]
 
 
 def test_every_registered_probe_has_its_check_and_points_and_nothing_else_does(monkeypatch):
     from autograder.harness import PROBES
 
-    assert set(checks.UNIT_CHECKS) == set(PROBES)
+    assert {key: check.__name__ for key, check in checks.UNIT_CHECKS.items()} == \
+        {key: f"check_{key}" for key in PROBES}
     monkeypatch.setitem(PROBES, "decoder_range", (lambda vae, request: {}, ("vae",)))
     with pytest.raises(ImportError, match=r"\['decoder_range'\].*check_<name>"):
         checks.unit_checks()
@@ -96,12 +99,41 @@ def batches(request_):
             for i in range(int(request_["loss.count"]))]
 
 
+# The tests compare the grader's formulas with these, written out here rather than read from checks.py.
+CLIP = 1e-7
+
+
+def hand_bce(x_hat, x):
+    """Binary cross-entropy summed over everything, probabilities clipped to [1e-7, 1 - 1e-7] as the grader does."""
+    p = np.clip(np.asarray(x_hat, np.float64), CLIP, 1 - CLIP)
+    x = np.asarray(x, np.float64)
+    return float(-np.sum(x * np.log(p) + (1 - x) * np.log1p(-p)))
+
+
+def hand_kl(mu, logvar):
+    """Sum of KL(N(mu, sigma^2) || N(0, 1)) = log(1 / sigma) + (sigma^2 + mu^2 - 1) / 2, sigma = exp(logvar / 2)."""
+    sigma = np.exp(np.asarray(logvar, np.float64) / 2)
+    mu = np.asarray(mu, np.float64)
+    return float(np.sum(np.log(1 / sigma) + (sigma**2 + mu**2 - 1) / 2))
+
+
+def hand_negative_elbo(x_hat, x, mu, logvar):
+    return (hand_bce(x_hat, x) + hand_kl(mu, logvar)) / len(x)
+
+
 def test_negative_elbo_matches_a_hand_computation():
     x_hat = np.full((2, 1, 28, 28), 0.5)
     x = np.zeros((2, 1, 28, 28))
     mu = np.array([[1.0, 0.0], [0.0, 2.0]])
     assert checks.negative_elbo(x_hat, x, mu, np.zeros((2, 2))) == pytest.approx(
         (2 * 784 * np.log(2) + 0.5 + 2.0) / 2)
+    # Saturated probabilities: a wrong 0 or 1 costs -log(1e-7) = 7 log(10) nats, a right one about 1e-7.
+    x_hat = np.array([[[[0.0, 1.0], [0.25, 1.0]]]])
+    x = np.array([[[[1.0, 0.0], [1.0, 1.0]]]])
+    mu, logvar = np.array([[0.5]]), np.array([[np.log(2.0)]])
+    kl = 0.5 * (2.0 + 0.25 - 1.0 - np.log(2.0))
+    assert checks.negative_elbo(x_hat, x, mu, logvar) == pytest.approx(
+        2 * 7 * np.log(10) + np.log(4) + 1e-7 + kl, rel=1e-9)
 
 
 @pytest.mark.parametrize("bug, expected_cause", [
@@ -117,7 +149,7 @@ def test_negative_elbo_matches_a_hand_computation():
 ])
 def test_loss_check_names_the_bug(request_, bug, expected_cause):
     def buggy(x_hat, x, mu, logvar):
-        bce, kl, n = checks.bce_sum(x_hat, x), checks.kl_sum(mu, logvar), len(x)
+        bce, kl, n = hand_bce(x_hat, x), hand_kl(mu, logvar), len(x)
         return {
             "mean_pixels": (bce / 784 + kl) / n,
             "no_half": (bce + 2 * kl) / n,
@@ -134,7 +166,7 @@ def test_loss_check_names_the_bug(request_, bug, expected_cause):
     outcome = checks.check_loss_function({"loss_function.values": values}, request_, "")
     assert outcome.fraction == 0.0
     assert expected_cause in outcome.feedback
-    correct = np.array([checks.negative_elbo(*batch) for batch in batches(request_)])
+    correct = np.array([hand_negative_elbo(*batch) for batch in batches(request_)])
     assert checks.check_loss_function({"loss_function.values": correct}, request_, "").fraction == 1.0
 
 
@@ -290,12 +322,14 @@ def test_train_vae_check_names_what_it_measured(request_):
     images = request_["steps.images"][:256].astype(np.float64)[:, None] / 255.0
     blurry = np.full((256, 1, 28, 28), 0.5)
     sharper = np.clip(0.5 * blurry + 0.5 * images, 0.01, 0.99)
-    before = checks.negative_elbo(blurry, images, np.zeros((256, 8)), np.zeros((256, 8)))
-    after = checks.negative_elbo(sharper, images, np.zeros((256, 8)), np.zeros((256, 8)))
+    # mu and logvar are 0 for every image (the "after" mu of 0.01 adds 8 * 0.01**2 / 2 nats of KL).
+    before = hand_bce(blurry, images) / 256
+    after = hand_bce(sharper, images) / 256 + 8 * 0.01**2 / 2
     batches = 8
     good, _ = train_vae_result(request_, blurry, sharper, (before + after) / 2 * batches, 8.0)
     outcome = checks.check_train_vae(good, request_, "")
     assert outcome.fraction == 1.0 and "2 calls of train_vae, each one epoch of 8 batches" in outcome.feedback
+    assert f"{before:.1f} before, {after:.1f} after" in outcome.feedback
     one_batch, _ = train_vae_result(request_, blurry, sharper, after, 8.0)
     outcome = checks.check_train_vae(one_batch, request_, "")
     assert outcome.fraction == 0.7 and "the size of one batch's loss" in outcome.feedback
@@ -319,7 +353,7 @@ def test_train_vae_return_is_judged_against_the_loss_values_recorded_during_the_
     images = request_["steps.images"][:256].astype(np.float64)[:, None] / 255.0
     blurry = np.full((256, 1, 28, 28), 0.5)
     sharper = np.clip(0.5 * blurry + 0.5 * images, 0.01, 0.99)
-    before = checks.negative_elbo(blurry, images, np.zeros((256, 8)), np.zeros((256, 8)))
+    before = hand_bce(blurry, images) / 256
     # A deep network whose loss spiked to 11 times its start during the epoch: the return value is
     # far above any window around the loss before and after, but it is the sum of what was recorded.
     spiked = 11 * before * 8
@@ -341,10 +375,13 @@ def test_train_vae_return_is_judged_against_the_loss_values_recorded_during_the_
 def test_a_consistent_negative_loss_is_judged_like_a_positive_one():
     """The self-check measures with the student's loss_function: a wrong one can make every loss negative."""
     result = {"train_vae.loss_total": np.array([-4000.0]), "train_vae.loss_calls": np.array([8.0])}
+    # 8 calls returned -4000 in all: the sum over 8 batches is -4000, and a return within a factor
+    # 0.5 to 2 of it is plausible, -8000 to -2000 once ordered.
     low, high, _ = checks.expected_return(result, -100.0, -200.0, 8)
-    assert low < -4000.0 < high
+    assert (low, high) == pytest.approx((-8000.0, -2000.0))
+    # Without recorded values: 0.5 times the loss after (-200) to 3 times the loss before (-100), over 8 batches.
     low, high, _ = checks.expected_return({}, -100.0, -200.0, 8)
-    assert low <= high
+    assert (low, high) == pytest.approx((-2400.0, -800.0))
 
 
 def test_training_checks_name_the_failed_unit_checks_whose_code_they_run():

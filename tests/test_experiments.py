@@ -8,6 +8,7 @@ their own test files.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autograder import classifier
 from experiments import cli
 
 REPO_DIR = Path(__file__).resolve().parents[1]
@@ -92,12 +94,51 @@ def test_evaluate_conv_cvae_gaussian_binarized(tmp_path, capsys):
     assert code == 0
     metrics = json.loads((out / "runs" / "main" / "metrics.json").read_text())["metrics"]
     assert metrics["sample_diversity"] > 0
-    if metrics["classifier_accuracy"] is None:
-        assert "Classifier accuracy skipped" in stdout
-    else:
-        assert 0.0 <= metrics["classifier_accuracy"] <= 1.0
-        assert np.array(metrics["confusion"]).sum() == 1000
+    if classifier.CLASSIFIER_PATH.is_file():
+        # The classifier is in the repository: its score is demanded, never a skip.
+        assert "Classifier accuracy skipped" not in stdout
+        confusion = np.array(metrics["confusion"])
+        assert confusion.shape == (10, 10) and confusion.sum() == 1000
+        assert metrics["classifier_accuracy"] == pytest.approx(np.trace(confusion) / 1000)
+        # Chance is 0.1; this quick run's samples score about 0.5.
+        assert metrics["classifier_accuracy"] > 0.2
         assert (out / "confusion.png").stat().st_size > 0
+    else:
+        assert metrics["classifier_accuracy"] is None and "Classifier accuracy skipped" in stdout
+
+
+def test_only_a_missing_classifier_file_skips_the_score(tmp_path, monkeypatch):
+    scorer, note = cli.load_scorer()
+    assert scorer is not None and note == ""
+    monkeypatch.setattr(classifier, "CLASSIFIER_PATH", tmp_path / "missing.keras")
+    scorer, note = cli.load_scorer()
+    assert scorer is None
+    assert note.startswith("Classifier accuracy skipped: there is no classifier at ") and "missing.keras" in note
+
+
+@pytest.fixture(params=["changed", "unreadable"])
+def broken_classifier(request, tmp_path, monkeypatch):
+    """The first half of the classifier's file, put where the command looks for it; returns what the error names."""
+    path = tmp_path / "classifier.keras"
+    data = classifier.CLASSIFIER_PATH.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    monkeypatch.setattr(classifier, "CLASSIFIER_PATH", path)
+    if request.param == "changed":
+        return "has SHA-256"
+    # With the recorded hash made to match, Keras itself has to read the truncated archive.
+    monkeypatch.setattr(classifier, "CLASSIFIER_SHA256", hashlib.sha256(path.read_bytes()).hexdigest())
+    return "classifier.keras"
+
+
+def test_a_broken_classifier_fails_the_command_in_one_line(broken_classifier, tmp_path, capsys):
+    out = tmp_path / "evaluate"
+    code, stdout, err = run_cli(["evaluate", "--quick", "--cvae", "--outputs_dir", str(out)], capsys)
+    assert code == 1
+    assert err.startswith("python -m experiments: error: the classifier that scores the CVAE's samples could "
+                          "not be loaded: ") and err.count("\n") == 1, err
+    assert broken_classifier in err
+    # The command stops before it trains: nothing was skipped, nothing was written.
+    assert "skipped" not in stdout and not out.exists()
 
 
 def test_usage_errors_are_one_line(tmp_path, capsys):

@@ -1,9 +1,11 @@
 """End-to-end grading: the reference gets full marks; each usual student bug loses points on its check.
 
-Every submission here is the reference solution with one bug written in; the
-tests write them into temporary folders. Grading uses the small budget, except
-for one test of the full budget on the reference (its small-budget grade runs
-through the Gradescope layout, in ``test_gradescope.py``).
+Every submission here is the reference solution, with one bug written in or as it is. The usual bugs
+(``hostile_cases.BUGS``) are graded with the tests' budget in the session's pool of grades
+(``conftest.graded_pool``); the reference's grade with the full budget is the session fixture
+``reference_full_grade``, which ``test_reference_stats.py`` shares (its small-budget grade runs through
+the Gradescope layout, in ``test_gradescope.py``). Every grade draws its inputs from the session's seed
+(``helpers.TEST_SEED``).
 """
 
 import json
@@ -12,63 +14,18 @@ import zipfile
 
 import pytest
 
-from autograder.checks import CHECKS, CHECKS_BY_KEY
-from autograder.config import GradeConfig
+import hostile_cases as hc
 from autograder.grade import check_units, grade
-from helpers import CODE_DIR, REPO_DIR, assert_valid_gradescope, require_mnist_dir
+from helpers import CODE_DIR, REPO_DIR, assert_valid_gradescope, require_mnist_dir, tiny_config
 
 pytestmark = pytest.mark.slow
 
-# Each bug: the file, the text of the reference it replaces, the replacement,
-# the checks that must lose points, and words the feedback must contain. A bug
-# in the loss or in reparametrize also spoils the models trained under the
-# grader's budget: MAY_LOSE lists those downstream checks, which may go either
-# way; every other check must keep its points.
-MAY_LOSE = {
-    "flipped_kl_sign": {"cvae_generation"},
-    "logvar_as_std": {"cvae_generation"},
-    "mean_over_pixels": {"cvae_generation"},
-    "no_kl": {"vae_training", "cvae_generation"},
-}
-BUGS = {
-    "mean_over_pixels": ("vae.py", "    reconstruction = bce_function(x_hat, x)\n",
-                         "    reconstruction = bce_function(x_hat, x) / 784.0\n",
-                         {"loss_function", "vae_training"}, "mean over pixels"),
-    "flipped_kl_sign": ("vae.py", "    kl = -0.5 * tf.reduce_sum(",
-                        "    kl = 0.5 * tf.reduce_sum(", {"loss_function", "vae_training"}, "wrong sign"),
-    "logvar_as_std": ("vae.py", "    return mu + tf.exp(0.5 * logvar) * eps",
-                      "    return mu + logvar * eps",
-                      {"reparametrize", "reparametrize_gradient", "vae_training"}, "variance"),
-    "no_kl": ("vae.py", "    return (reconstruction + kl) / batch_size",
-              "    return reconstruction / batch_size", {"loss_function"}, "KL term is missing"),
-    "decoder_ignores_label": ("vae.py", "        x_hat = self.decoder(tf.concat([z, c], axis=-1))",
-                              "        x_hat = self.decoder(tf.concat([z, tf.zeros_like(c)], axis=-1))",
-                              {"cvae_generation"}, "Decoding one z with the ten labels changes the image by"),
-    "never_steps_optimizer": ("assignment.py",
-                              "        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))\n",
-                              "", {"train_vae", "vae_training", "cvae_generation"}, "optimizer"),
-    "wrong_one_hot": ("assignment.py", "    return tf.one_hot(tf.cast(labels, tf.int32), class_size, dtype=tf.float32)",
-                      "    return tf.one_hot(tf.cast(labels, tf.int32) - 1, class_size, dtype=tf.float32)",
-                      {"one_hot", "cvae_generation"}, "should be 1 at column"),
-    "syntax_error": ("assignment.py", "def one_hot(labels, class_size):", "def one_hot(labels, class_size)",
-                     {spec.key for spec in CHECKS if spec.key not in
-                      ("reparametrize", "reparametrize_gradient", "loss_function", "vae_forward",
-                       "cvae_forward")}, "SyntaxError"),
-    "missing_reparametrize": ("vae.py", "def reparametrize(mu, logvar):", "def reparametrise(mu, logvar):",
-                              {spec.key for spec in CHECKS if spec.key not in ("one_hot", "loss_function")},
-                              "reparametrize"),
-}
 
-
-def write_submission(folder, bug=None):
+def write_submission(folder):
+    """The reference solution's two files in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("vae.py", "assignment.py"):
         shutil.copyfile(CODE_DIR / name, folder / name)
-    if bug:
-        name, old, new, _, _ = BUGS[bug]
-        text = (folder / name).read_text()
-        assert text.count(old) == 1, f"the reference no longer contains the text bug {bug} replaces"
-        (folder / name).write_text(text.replace(old, new))
     return folder
 
 
@@ -82,32 +39,40 @@ def grade_and_read(submission, tmp_path, config):
     return {test["name"]: test for test in data["tests"]}, data, report
 
 
-@pytest.mark.parametrize("bug", sorted(BUGS))
-def test_each_bug_loses_points_on_its_checks_only(bug, tmp_path):
-    _, _, _, failing, words = BUGS[bug]
-    tests, data, _ = grade_and_read(write_submission(tmp_path / bug, bug), tmp_path, GradeConfig().small())
-    assert_valid_gradescope(data)
-    for spec in CHECKS:
-        test = tests[spec.name]
-        if spec.key in MAY_LOSE.get(bug, ()):
-            continue
-        if spec.key in failing:
-            assert test["score"] < test["max_score"], f"{spec.key} should lose points for {bug}"
-        else:
-            assert test["score"] == test["max_score"], f"{spec.key} lost points for {bug}: {test['output']}"
-    feedback = " ".join(tests[CHECKS_BY_KEY[key].name]["output"] for key in failing)
-    assert words in feedback
+@pytest.mark.parametrize("case_name", [case.name for case in hc.BUGS if hc.decides_training(case)])
+def test_each_bug_loses_points_on_its_checks_only(case_name, graded_pool):
+    """The usual bugs, graded in the session's pool (``conftest.graded_pool``) and judged as hostile cases are."""
+    case = hc.CASES_BY_NAME[case_name]
+    problems = hc.evaluate(case, graded_pool.graded[case_name], graded_pool.baseline)
+    assert not problems, f"{case.name} ({case.summary}):\n- " + "\n- ".join(problems)
+
+
+@pytest.mark.parametrize("bug", [case.name for case in hc.BUGS if not hc.decides_training(case)])
+def test_a_bug_that_the_tests_budget_cannot_judge_in_training_loses_its_unit_checks(bug, tmp_path):
+    """Where the tests' budget decides no training check, the unit checks are all a whole grade would judge."""
+    case = hc.CASES_BY_NAME[bug]
+    folder = write_submission(tmp_path / bug)
+    hc.write_submission(case, folder, hc.Context(REPO_DIR, 0, "0"))
+    require_mnist_dir()
+    outcomes = check_units(folder, tiny_config(), log=lambda line: None)
+    for key, outcome in outcomes.items():
+        if key in case.lost:
+            assert outcome.fraction < 1, f"{key} kept its points"
+            assert any(word in outcome.feedback for word in case.lost[key]), (key, outcome.feedback[:300])
+        elif key not in case.unchecked:
+            assert outcome.fraction == 1, (key, outcome.feedback[:300])
 
 
 def test_a_zipped_submission_one_folder_down_is_graded(tmp_path):
-    folder = write_submission(tmp_path / "src" / "hw2", "wrong_one_hot")
+    folder = write_submission(tmp_path / "src" / "hw2")
+    hc.write_submission(hc.CASES_BY_NAME["wrong_one_hot"], folder, hc.Context(REPO_DIR, 0, "0"))
     archive = tmp_path / "submission.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for path in folder.iterdir():
             zf.write(path, f"hw2/{path.name}")
     # The unit checks are enough: a whole grade opens the submission the same way (copy_submission).
     require_mnist_dir()
-    outcomes = check_units(archive, GradeConfig.for_tests(), log=lambda line: None)
+    outcomes = check_units(archive, tiny_config(), log=lambda line: None)
     assert outcomes["one_hot"].fraction == 0
     assert outcomes["loss_function"].fraction == 1
 
@@ -116,7 +81,7 @@ def test_a_submission_without_vae_py_scores_zero_with_a_clear_message(tmp_path):
     folder = tmp_path / "only-assignment"
     folder.mkdir()
     shutil.copyfile(CODE_DIR / "assignment.py", folder / "assignment.py")
-    tests, data, _ = grade_and_read(folder, tmp_path, GradeConfig().small())
+    tests, data, _ = grade_and_read(folder, tmp_path, tiny_config())
     assert_valid_gradescope(data)
     assert data["score"] == 0
     assert "no vae.py" in data["output"]
@@ -136,25 +101,19 @@ def test_the_grader_never_imports_tensorflow_itself(tmp_path):
     assert done.stdout.strip() == "false"
 
 
-def test_reference_gets_full_marks_with_the_full_budget(tmp_path):
-    tests, data, _ = grade_and_read(write_submission(tmp_path / "reference"), tmp_path, GradeConfig())
+def test_reference_gets_full_marks_with_the_full_budget(reference_full_grade):
+    data = reference_full_grade
     assert_valid_gradescope(data)
-    assert data["score"] == 100, {name: t["output"][:300] for name, t in tests.items() if t["status"] != "passed"}
+    assert data["score"] == 100, {t["name"]: t["output"][:300] for t in data["tests"] if t["status"] != "passed"}
 
 
-def test_the_same_submission_and_seed_give_the_same_results(tmp_path):
-    import dataclasses
-
-    from autograder.config import Budget
-
-    tiny = dataclasses.replace(GradeConfig(seed=1234), budget=Budget(train_images=2048, eval_images=256))
-    submission = write_submission(tmp_path / "reference")
-    runs = []
-    for name in ("first", "second"):
-        _, data, _ = grade_and_read(submission, tmp_path / name, tiny)
-        data.pop("execution_time")
-        runs.append(data)
-    assert runs[0] == runs[1]
+def test_the_same_submission_and_seed_give_the_same_results(tmp_path, graded_pool):
+    """A second grade of the reference, here, gives the results of the pool's grade in another process."""
+    _, data, _ = grade_and_read(write_submission(tmp_path / "reference"), tmp_path, tiny_config())
+    first = json.loads(graded_pool.graded["reference"].results_text)
+    for results in (first, data):
+        results.pop("execution_time")
+    assert data == first
 
 
 def test_the_generation_judge_answers_each_epoch_without_following_links(tmp_path):
@@ -207,7 +166,6 @@ def test_a_model_that_cannot_be_exported_is_graded_and_marked_unverified(tmp_pat
     """Eager-only code in the VAE's call (.numpy()) cannot be traced: its scores come from the child, flagged."""
     import shutil
 
-    from autograder.config import GradeConfig as Config
     from autograder.results import format_table
 
     submission = tmp_path / "eager_only"
@@ -217,7 +175,7 @@ def test_a_model_that_cannot_be_exported_is_graded_and_marked_unverified(tmp_pat
     vae_file.write_text(text.replace("    def call(self, x):\n        h = self.encoder(x)",
                                      "    def call(self, x):\n        h = self.encoder(tf.constant(x.numpy()))", 1))
     assert vae_file.read_text() != text
-    tests, _, report = grade_and_read(submission, tmp_path, Config.for_tests())
+    tests, _, report = grade_and_read(submission, tmp_path, tiny_config())
     for name in ("train_vae", "VAE training"):
         assert tests[name]["extra_data"] == {"unverified": True}, name
         assert tests[name]["output"].startswith("Unverified: your model could not be exported"), name

@@ -1,10 +1,12 @@
 """Hostile and broken submissions: the grader keeps working and cannot be fooled.
 
 The cases live in ``hostile_cases.py``, shared with ``bench/bench_hostile.py``.
-Every selected case is graded once, two at a time (``HOSTILE_WORKERS``), by
-the real grader in a process of its own with ``GradeConfig.for_tests()``, next
-to the reference solution (whose scores are what unaffected checks must keep);
-each test then judges one case. Cases that need children to run as an
+Every selected case is graded once, in the session's pool of grades
+(``conftest.graded_pool``: two at a time, ``HOSTILE_WORKERS``), by the real
+grader in a process of its own with ``GradeConfig.for_tests()`` and the
+session's seed (``helpers.TEST_SEED``), next to the reference solution, which
+must earn every check (so that a case that should keep a check is judged
+against full marks); each test then judges one case. Cases that need children to run as an
 unprivileged user are skipped where the grader falls back to its own user (for
 example when its Python lives under a private /root); set
 ``AUTOGRADER_TEST_PYTHON`` to an interpreter that user can run to include them
@@ -17,44 +19,23 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import pytest
 
 import hostile_cases as hc
 from autograder.checks import CHECKS
 from autograder.sandbox import Limits, prepare_workdir, run_child, unprivileged_user
-from helpers import REPO_DIR, require_mnist_dir
+from helpers import REPO_DIR
 
 pytestmark = pytest.mark.slow
 
-PYTHON = os.environ.get("AUTOGRADER_TEST_PYTHON", sys.executable)
-WORKERS = int(os.environ.get("HOSTILE_WORKERS", "2"))
+PYTHON = hc.PYTHON
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-@dataclass
-class Suite:
-    available: dict[str, bool]
-    graded: dict[str, hc.Graded]
-    baseline: dict[str, float]
-
-
-@pytest.fixture(scope="session")
-def suite(request, tmp_path_factory) -> Suite:
-    """The reference and every case selected in this session, graded once."""
-    require_mnist_dir()
-    available = hc.platform(PYTHON)
-    selected = {item.callspec.params["case_name"] for item in request.session.items
-                if hasattr(item, "callspec") and "case_name" in item.callspec.params}
-    cases = [hc.REFERENCE] + [case for case in hc.CASES if case.name in selected and hc.runnable(case, available)]
-    graded = hc.grade_cases(cases, tmp_path_factory.mktemp("hostile"), PYTHON, WORKERS)
-    return Suite(available, graded, hc.baseline_scores(graded["reference"]))
-
-
 def test_the_cases_cover_every_kind_of_attack():
-    names = [case.name for case in hc.CASES]
-    assert len(set(names)) == len(names) >= 25
+    names = [case.name for case in hc.CASES + hc.BUGS + hc.POPULATION]
+    assert len(set(names)) == len(names) == len(hc.CASES_BY_NAME) and len(hc.CASES) >= 25
     groups = {case.group for case in hc.CASES}
     assert groups == {"broken", "runaway", "escaping", "gaming"}
     for case in hc.CASES:
@@ -62,22 +43,32 @@ def test_the_cases_cover_every_kind_of_attack():
         assert all(words for words in case.lost.values()), f"{case.name}: every lost check names its feedback"
 
 
-def test_the_reference_keeps_every_unit_check(suite):
-    graded = suite.graded["reference"]
+def test_the_reference_earns_every_check(graded_pool):
+    graded = graded_pool.graded["reference"]
     assert graded.returncode == 0, graded.stderr[-2000:]
-    assert hc.evaluate(hc.REFERENCE, graded, suite.baseline) == []
-    by_key = {spec.key: spec for spec in CHECKS}
-    for key in hc.UNIT_KEYS:
-        assert suite.baseline[key] == by_key[key].points, key
+    assert hc.evaluate(hc.REFERENCE, graded, graded_pool.baseline) == []
+    assert graded_pool.baseline == {spec.key: spec.points for spec in CHECKS}
+
+
+def test_a_case_that_wrongly_loses_training_credit_fails_the_suite(graded_pool):
+    """The sabotaged reference loses both training checks; judged as a case that keeps every check, it fails."""
+    problems = hc.evaluate(hc.REFERENCE, graded_pool.graded[hc.SABOTAGED.name], graded_pool.baseline)
+    lost = {problem.split(" ", 1)[0] for problem in problems}
+    assert lost == {"vae_training", "cvae_generation"}, problems
+
+
+def test_the_judged_checks_come_from_the_graders_registries():
+    assert set(hc.UNIT_KEYS) | set(hc.TRAINING_KEYS) == set(hc.ALL_CHECKS) == {spec.key for spec in CHECKS}
+    assert set(hc.UNIT_KEYS) & set(hc.TRAINING_KEYS) == {"train_vae"}
 
 
 @pytest.mark.parametrize("case_name", [case.name for case in hc.CASES])
-def test_hostile_submission(case_name, suite):
+def test_hostile_submission(case_name, graded_pool):
     case = hc.CASES_BY_NAME[case_name]
-    if not hc.runnable(case, suite.available):
+    if not hc.runnable(case, graded_pool.available):
         pytest.skip(f"needs {case.needs}, which the grader does not get here "
                     "(children run as the grader's user, or no network namespace)")
-    problems = hc.evaluate(case, suite.graded[case_name], suite.baseline)
+    problems = hc.evaluate(case, graded_pool.graded[case_name], graded_pool.baseline)
     assert not problems, f"{case.name} ({case.summary}):\n- " + "\n- ".join(problems)
 
 

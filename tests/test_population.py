@@ -1,31 +1,26 @@
-"""The calibration population in CI: every member's unit checks, every mutant's, and a few full grades.
+"""The calibration population in CI: every member's unit checks, every mutant's, and the whole grades that matter.
 
 ``bench/bench_population.py`` grades the whole population with the real
 budget (an hour or more); here every member and mutant goes through the unit
-checks (seconds each), and two submissions get a whole grade with the real
-budget: the eager-only member (a Python loop, ``.numpy()`` and static shapes in
-its loss: the slowest style of the population, which stands for every eager
-student), and a submission whose only slip is a decoder that returns flat
-images. The other members' full grades (among them one that brings its own
-optimizer and prints every batch) are the bench's, to keep CI short.
+checks (seconds each), and, with the tests' budget, a whole grade goes to the
+eager-only member (a Python loop, ``.numpy()`` and static shapes in its loss:
+the slowest style of the population), to the slip of a decoder that returns
+flat images, and to every mutant whose bug reaches a training check
+(``hostile_cases.POPULATION``).
 """
-
-import json
 
 import pytest
 
+import hostile_cases as hc
 from autograder.checks import CHECKS, CHECKS_BY_KEY, UNIT_CHECKS
-from autograder.config import GradeConfig
-from autograder.grade import check_units, grade
-from helpers import require_mnist_dir
+from autograder.grade import check_units
+from helpers import require_mnist_dir, tiny_config
 from population import members, mutants, write_submission
 
 pytestmark = pytest.mark.slow
 
 MEMBERS = members()
 MUTANTS = mutants()
-# The slowest member under the real budget (BENCHMARKS.md): about five minutes on 2 cores.
-SLOWEST_MEMBER = "b_numpyloss"
 
 
 def quiet(_line):
@@ -42,7 +37,7 @@ def test_the_population_is_large_enough():
 @pytest.mark.parametrize("name", sorted(MEMBERS))
 def test_every_member_passes_every_unit_check(name, tmp_path):
     require_mnist_dir()
-    outcomes = check_units(write_submission(name, tmp_path / name), GradeConfig.for_tests(), log=quiet)
+    outcomes = check_units(write_submission(name, tmp_path / name), tiny_config(), log=quiet)
     lost = {key: outcome.feedback for key, outcome in outcomes.items() if outcome.fraction < 1}
     assert not lost, f"{name} ({MEMBERS[name].style}) lost unit points"
 
@@ -51,7 +46,7 @@ def test_every_member_passes_every_unit_check(name, tmp_path):
 def test_each_mutant_loses_its_unit_checks_and_keeps_the_others(name, tmp_path):
     require_mnist_dir()
     mutant = MUTANTS[name]
-    outcomes = check_units(write_submission(name, tmp_path / name), GradeConfig.for_tests(), log=quiet)
+    outcomes = check_units(write_submission(name, tmp_path / name), tiny_config(), log=quiet)
     for key, outcome in outcomes.items():
         if key in mutant.checks:
             assert outcome.fraction < 1, f"{name} ({mutant.bug}) kept the points of {key}"
@@ -59,29 +54,31 @@ def test_each_mutant_loses_its_unit_checks_and_keeps_the_others(name, tmp_path):
             assert outcome.fraction == 1, f"{name} ({mutant.bug}) lost points on {key}: {outcome.feedback}"
 
 
-def test_the_slowest_member_gets_full_marks_with_the_real_budget(tmp_path):
-    require_mnist_dir()
-    results = tmp_path / "results.json"
-    grade(write_submission(SLOWEST_MEMBER, tmp_path / SLOWEST_MEMBER), results, GradeConfig(), log=quiet)
-    data = json.loads(results.read_text())
-    lost = {t["name"]: t["output"][:400] for t in data["tests"] if t["score"] < t["max_score"]}
-    assert data["score"] == 100, lost
+@pytest.mark.parametrize("case_name", [case.name for case in hc.POPULATION])
+def test_graded_whole_each_loses_the_points_of_its_bug_and_no_others(case_name, graded_pool):
+    """The slowest member, the flat-decoder slip and every mutant whose bug reaches training, graded whole.
+
+    Graded with the tests' budget in the session's pool (``conftest.graded_pool``) and judged as the
+    hostile cases are: the checks of the bug lose points, every other check keeps full marks.
+    """
+    case = hc.CASES_BY_NAME[case_name]
+    graded = graded_pool.graded[case_name]
+    problems = hc.evaluate(case, graded, graded_pool.baseline)
+    assert not problems, f"{case.name} ({case.summary}):\n- " + "\n- ".join(problems)
+    if case_name == hc.FLAT_DECODER:
+        tests = {test["name"]: test for test in graded.results["tests"]}
+        assert "reshaped them" in tests[CHECKS_BY_KEY["vae_training"].name]["output"]
 
 
-def test_a_flat_decoder_loses_only_the_forward_checks_with_the_real_budget(tmp_path):
-    """A decoder that returns (N, 784) costs the forward-pass checks, not training or generation."""
-    require_mnist_dir()
-    name = "c_flatten_call-flat-decoder"
-    results = tmp_path / "results.json"
-    grade(write_submission(name, tmp_path / name), results, GradeConfig(), log=quiet)
-    tests = {t["name"]: t for t in json.loads(results.read_text())["tests"]}
-    for spec in CHECKS:
-        test = tests[spec.name]
-        if spec.key in ("vae_forward", "cvae_forward"):
-            assert test["score"] < test["max_score"] and ", 784)" in test["output"]
-        else:
-            assert test["score"] == test["max_score"], (spec.key, test["output"][:400])
-    assert "reshaped them" in tests[CHECKS_BY_KEY["vae_training"].name]["output"]
+def test_the_whole_grades_cover_every_mutant_whose_training_the_tests_budget_decides():
+    """A mutant whose bug reaches training is graded whole, unless the tests' budget decides none of its
+    training checks (the bench judges those with the real budget; its unit checks are judged above)."""
+    graded = {case.name for case in hc.POPULATION}
+    reaching = {name for name, mutant in MUTANTS.items() if set(mutant.checks) & {"vae_training", "cvae_generation"}}
+    undecided = {name for name in reaching if not hc.decides_training(hc.population_case(name))}
+    assert reaching - undecided <= graded and len(reaching) >= 8 and len(undecided) <= 2
+    assert set(hc.TESTS_BUDGET_UNDECIDED) <= reaching
+    assert all(keys <= {"vae_training", "cvae_generation"} for keys in hc.TESTS_BUDGET_UNDECIDED.values())
 
 
 def test_unit_checks_cover_every_check_but_training():

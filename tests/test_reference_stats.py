@@ -98,7 +98,7 @@ def test_the_reference_file_round_trips_and_a_bad_one_reads_as_none(tmp_path):
 
 def test_the_stored_reference_came_from_a_full_marks_grade_and_ships_in_the_archive(tmp_path):
     stored = load_reference_stats()
-    assert stored is not None, f"{REFERENCE_STATS} is missing: run python -m autograder.reference_stats"
+    assert stored is not None, f"{REFERENCE_STATS} is missing: run python -m autograder.measure_reference"
     data = json.loads(REFERENCE_STATS.read_text())
     assert data["score"] == 100 and data["commit"] and data["date"] and data["seed"] == stored.seed == 0
     assert data["count"] == 10 * 200
@@ -142,6 +142,26 @@ def test_the_grade_reads_the_reference_file_when_it_exists_and_grades_without_it
     omitted = outcome()
     assert "reference solution" not in omitted.feedback.lower() and omitted.fraction == 1.0
     assert "diversity of real test digits" in omitted.feedback and omitted.extra_data == shown.extra_data
+
+
+@pytest.mark.slow
+def test_the_stored_statistics_are_those_of_a_grade_of_the_reference_today(reference_full_grade):
+    """The session's full-budget grade of the reference (with the stored seed) measures what the file says.
+
+    A change to the reference, its training or the grader's defaults that moves the statistics makes the
+    file stale: run ``python -m autograder.measure_reference``. The margins are those of 200 samples per
+    digit and of the grader's own arithmetic on another machine, not of a changed model.
+    """
+    stored = load_reference_stats()
+    assert stored is not None and stored.seed == reference_stats.DEFAULT_SEED
+    measured = reference_stats.parse_reference_stats(
+        {**reference_stats.generation_stats_of(reference_full_grade), "seed": stored.seed})
+    advice = "the stored reference statistics are stale: run python -m autograder.measure_reference"
+    assert measured.accuracy == pytest.approx(stored.accuracy, abs=0.01), advice
+    assert measured.per_digit_accuracy == pytest.approx(stored.per_digit_accuracy, abs=0.03), advice
+    assert measured.per_digit_confidence == pytest.approx(stored.per_digit_confidence, abs=0.03), advice
+    assert measured.per_digit_diversity == pytest.approx(stored.per_digit_diversity, abs=0.005), advice
+    assert measured.median_nearest_distance == pytest.approx(stored.median_nearest_distance, abs=0.1), advice
 
 
 def test_the_stored_real_digits_are_those_the_grade_measures():

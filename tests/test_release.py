@@ -16,7 +16,7 @@ from autograder import release
 from autograder.__main__ import main as autograder_main
 from autograder.checks import CHECKS_BY_KEY, UNIT_CHECKS
 from autograder.paths import PACKAGE_DIR
-from helpers import CODE_DIR, REPO_DIR, require_mnist_dir
+from helpers import CODE_DIR, REPO_DIR, require_mnist_dir, tiny_config
 
 MARKER = re.compile(r"^\s*# (BEGIN|END) SOLUTION")
 PROVIDED = ("mnist_data.py", "training.py", "figures.py", "check.py")
@@ -318,8 +318,12 @@ def test_self_check_training_of_the_stencil_names_the_stub(release_dir, tmp_path
 
 
 @pytest.mark.slow
-def test_check_release_in_small_mode_finds_no_surprise(capsys):
+def test_check_release_finds_no_surprise(capsys, monkeypatch):
+    """The command as an instructor runs it, with the tests' budget and seed in place of ``--small``'s."""
+    from autograder import cli
+
     require_mnist_dir()
+    monkeypatch.setattr(cli, "config_from", lambda args: tiny_config())
     status = autograder_main(["check-release", "--small"])
     out, err = capsys.readouterr()
     assert status == 0, out + err[-3000:]
@@ -422,9 +426,10 @@ def test_no_release_file_computes_the_kl_the_reparametrization_or_the_cross_entr
 
 @pytest.mark.slow
 def test_no_function_of_the_release_earns_a_stubs_check_in_its_place(release_dir, tmp_path):
-    """Every function of every release file, called in the place of a stub, earns none of its check's points.
+    """Every function of every release file, called in the place of any stub, earns none of its checks' points.
 
-    The reference solution fills every other part, and its own functions (the
+    The stubs and their checks come from the release and harness.PROBES; the
+    reference solution fills every other part, and its own functions (the
     positive controls) earn full marks in the same runs.
     """
     mnist = require_mnist_dir()
@@ -438,6 +443,14 @@ def test_no_function_of_the_release_earns_a_stubs_check_in_its_place(release_dir
                       str(reference), mnist, cwd=work, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
+    # Every stub the release makes (model methods included) is a target, and a check guards each.
+    stubs = {f"{name.removesuffix('.py')}.{block.owner}" for name in release.STENCIL_FILES
+             for block in release.solution_blocks((CODE_DIR / name).read_text(), name)}
+    assert report["unmapped"] == []
+    assert set(report["targets"]) == stubs
     assert report["earned"] == []
-    assert report["tried"] > 100
+    assert report["tried"] > 250
+    assert min(report["tried_by_target"].values()) >= 10
+    assert all(fraction == 1.0 for fraction in report["baseline"].values())
+    assert set(report["controls"]) == stubs
     assert all(fraction == 1.0 for fractions in report["controls"].values() for fraction in fractions.values())

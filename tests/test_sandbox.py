@@ -1,7 +1,9 @@
 """The sandbox that runs student code: limits, output capture, cleanup and isolation.
 
 Children are tiny ``python -c`` scripts. Tests that need root (another uid,
-file permissions, network namespace) are skipped without it.
+file permissions, network namespace) are skipped without it; tests of what
+happens without root run in a forked child that drops to the unprivileged
+user when the tests run as root.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import stat
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from pathlib import Path
 
@@ -72,13 +75,41 @@ def run_code(python: str, workdir: Path, code: str, *args: str, limits: Limits =
     return run_child([python, "-c", code, *args], workdir, limits, **kwargs)
 
 
+def without_root(function) -> None:
+    """Call ``function`` as a user other than root.
+
+    When the tests run as root, it runs in a forked child that has become the unprivileged user.
+    """
+    if not IS_ROOT:
+        function()
+        return
+    ids = unprivileged_user()
+    if ids is None:
+        pytest.skip("the tests run as root and there is no unprivileged user to become")
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(ids[1])
+            os.setuid(ids[0])
+            function()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the unprivileged child failed; its traceback is in the output"
+
+
 def test_ok_run_keeps_stdout_and_stderr(python, workdir):
     result = run_code(python, workdir, "import sys; print('to out'); print('to err', file=sys.stderr)")
     assert result.status == "ok", result
     assert result.returncode == 0
     assert "to out" in result.output and "to err" in result.output
     assert result.peak_rss_mb > 0
-    assert result.detail
+    assert result.detail == "finished normally"
 
 
 def test_nonzero_exit(python, workdir):
@@ -123,6 +154,7 @@ def test_missing_executable_is_an_error(workdir):
 def test_unknown_user_is_an_error(python, workdir):
     result = run_child([python, "-c", "pass"], workdir, FAST, run_as="no-such-user-here")
     assert result.status == "error"
+    assert "there is no user 'no-such-user-here'" in result.detail
 
 
 def test_minimal_environment_and_private_umask(python, workdir):
@@ -332,13 +364,16 @@ def test_prepare_workdir_makes_a_private_folder(tmp_path):
         assert os.stat("/etc/passwd").st_uid == 0
 
 
-def test_lock_down_without_root_changes_nothing(tmp_path):
-    target = tmp_path / "file.txt"
+def test_lock_down_without_root_changes_nothing(workdir):
+    target = workdir / "file.txt"
     target.write_text("x")
     target.chmod(0o644)
-    lock_down([target])
-    expected = 0o600 if IS_ROOT else 0o644
-    assert stat.S_IMODE(target.stat().st_mode) == expected
+    if IS_ROOT and unprivileged_user() is not None:
+        # The file belongs to the user the child becomes, so a chmod would succeed there: only
+        # lock_down's own check of the uid can leave the mode as it is.
+        os.chown(target, *unprivileged_user())
+    without_root(lambda: lock_down([target]))
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
 
 
 def test_capture_keeps_head_and_tail():

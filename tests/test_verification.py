@@ -26,9 +26,17 @@ def test_a_saved_model_is_copied_file_by_file(tmp_path):
                       "variables/variables.index"]
 
 
-@pytest.mark.parametrize("attack", ["model_link", "models_link", "graph_link", "shard_link", "fifo", "too_large",
-                                    "no_graph", "a_file"])
-def test_what_is_not_a_plain_saved_model_is_refused(tmp_path, attack, monkeypatch):
+@pytest.mark.parametrize("attack, reason", [
+    ("model_link", "(vae is a link)"),
+    ("models_link", "(result.models is a link)"),
+    ("graph_link", "(saved_model.pb is a link)"),
+    ("shard_link", "(variables.data-00000-of-00001 is a link)"),
+    ("fifo", "(variables.index is not a plain file)"),
+    ("too_large", "(the exported files are larger than"),
+    ("no_graph", "the exported folder has no saved_model.pb"),
+    ("a_file", "(vae is not a folder)"),
+])
+def test_what_is_not_a_plain_saved_model_is_refused(tmp_path, attack, reason, monkeypatch):
     secret = tmp_path / "secret"
     secret.mkdir()
     saved_model(secret / "vae")
@@ -62,5 +70,5 @@ def test_what_is_not_a_plain_saved_model_is_refused(tmp_path, attack, monkeypatc
         shutil.rmtree(source)
         source.write_text("not a folder")
     problem = verification.collect_model(source, tmp_path / "copy")
-    assert problem
+    assert problem is not None and reason in problem, problem
     assert not (tmp_path / "copy").exists() or attack == "no_graph"

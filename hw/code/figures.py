@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
-from training import NUM_CLASSES, atomic_output  # noqa: E402
+from mnist_data import NUM_CLASSES, atomic_output  # noqa: E402
 
 GRID_SIZE = 10
 # Pixels of a tile, of the line between tiles, and of the gap after a column in ``gaps_after``.

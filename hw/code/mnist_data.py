@@ -15,6 +15,7 @@ exactly the same data. `make_dataset` turns the uint8 arrays into batches.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib
@@ -31,11 +32,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from training import atomic_output
-
 if TYPE_CHECKING:
     import tensorflow as tf
 
+NUM_CLASSES = 10
 ROLES: tuple[str, ...] = ("train_images", "train_labels", "test_images", "test_labels")
 DATA_DIR_ENV = "MNIST_DATA_DIR"
 CACHE_DIR_ENV = "VAE_KIT_CACHE_DIR"
@@ -86,6 +86,27 @@ class Arrays:
     test_images: np.ndarray  # (10000, 28, 28) uint8
     test_labels: np.ndarray  # (10000,) uint8
     source: str
+
+
+@contextlib.contextmanager
+def atomic_output(path, suffix: str = ""):
+    """Yield a temporary path next to ``path``; once the block has written it, rename it to ``path``.
+
+    An interrupted write never leaves a half-written ``path``. The file gets the umask's mode, not 0600.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
+    try:
+        yield tmp
+        umask = os.umask(0o022)  # The only way to read the umask is to set it: it is set back at once.
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def sha256_of(array: np.ndarray) -> str:

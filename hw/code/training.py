@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mnist_data import NUM_CLASSES, atomic_output  # noqa: F401  (part of this module's API)
+
 CODE_DIR = Path(__file__).resolve().parent
 DEFAULT_OUTPUTS_DIR = CODE_DIR.parent / "outputs"
 INPUT_SIZE = 28 * 28
-NUM_CLASSES = 10
 # The test images on which the log measures the two terms of the loss after each epoch (the
 # grader measures the VAE's loss on as many test images).
 EVAL_IMAGES = 2_000
@@ -208,28 +209,6 @@ def seed_everything(seed: int) -> None:
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-@contextlib.contextmanager
-def atomic_output(path, suffix: str = ""):
-    """Yield a temporary path next to ``path``; once the block has written it, rename it to ``path``.
-
-    An interrupted write never leaves a half-written ``path``. The file gets the mode the umask gives
-    a new file (0644 under the usual 022), not ``mkstemp``'s 0600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
-    try:
-        yield tmp
-        umask = os.umask(0o022)  # The only way to read the umask is to set it: it is set back at once.
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_weights_atomically(model, path: Path) -> None:

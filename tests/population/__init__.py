@@ -11,7 +11,6 @@ written out on demand, never stored as copies.
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,19 +62,24 @@ def mutants() -> dict[str, Mutant]:
             for module in _specs() for name, spec in module.MUTANTS.items()}
 
 
-def write_submission(name: str, destination: Path) -> Path:
-    """Write the member or mutant ``name`` into ``destination`` (created); returns it."""
+def submission_files(name: str) -> dict[str, str]:
+    """The files of the member or mutant ``name``: file name -> text."""
     found_members, found_mutants = members(), mutants()
     mutant = found_mutants.get(name)
     base = found_members[mutant.base if mutant else name]
-    destination.mkdir(parents=True, exist_ok=True)
-    for file in SUBMISSION_FILES:
-        shutil.copyfile(base.folder / file, destination / file)
+    files = {file: (base.folder / file).read_text() for file in SUBMISSION_FILES}
     if mutant:
-        path = destination / mutant.file
-        text = path.read_text()
+        text = files[mutant.file]
         if text.count(mutant.old) != mutant.count:
             raise ValueError(f"mutant {name}: its text occurs {text.count(mutant.old)} times in {mutant.file}, "
                              f"not {mutant.count}")
-        path.write_text(text.replace(mutant.old, mutant.new))
+        files[mutant.file] = text.replace(mutant.old, mutant.new)
+    return files
+
+
+def write_submission(name: str, destination: Path) -> Path:
+    """Write the member or mutant ``name`` into ``destination`` (created); returns it."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for file, text in submission_files(name).items():
+        (destination / file).write_text(text)
     return destination

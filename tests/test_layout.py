@@ -1,0 +1,122 @@
+"""The code's layout: no import cycles, and each trusted computation agrees with its deliberate copies."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import CODE_DIR, REPO_DIR
+
+PACKAGES = {"autograder": REPO_DIR / "autograder", "experiments": REPO_DIR / "experiments"}
+
+
+def module_files() -> dict[str, Path]:
+    """Module name -> file: the two packages' modules and the course code's plain modules."""
+    files = {path.stem: path for path in CODE_DIR.glob("*.py")}
+    for package, folder in PACKAGES.items():
+        for path in folder.rglob("*.py"):
+            parts = path.relative_to(folder).with_suffix("").parts
+            name = ".".join((package, *parts))
+            files[name.removesuffix(".__init__")] = path
+    return files
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """The known modules that ``path`` imports anywhere (inside functions too: a late import still binds)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {target for target in targets if target in known and target != name}
+    return found
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` as a list of modules (first == last), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                cycle = visit(nxt)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = module_files()
+    return {name: imports_of(name, path, set(files)) for name, path in files.items()}
+
+
+def test_no_module_imports_itself_through_others():
+    graph = import_graph()
+    assert len(graph) > 40 and graph["autograder.grade"] >= {"autograder.checks", "autograder.config"}
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_every_copy_of_the_negative_elbo_agrees_with_the_graders():
+    """The grader's NumPy formula (``checks.negative_elbo``) is the trusted one; its copies must give the same.
+
+    The copies exist on purpose: the harness runs in a child that cannot import the grader's package
+    (a NumPy copy to decide when to stop, a TensorFlow copy to check ``train_vae`` alone), the
+    reference solution is what students are graded against, and the experiments' Bernoulli
+    likelihood adds the same KL. Saturated probabilities exercise the clipping epsilon.
+    """
+    import tensorflow as tf
+
+    import vae
+    from autograder import checks, harness
+    from experiments import likelihoods
+
+    rng = np.random.default_rng(7)
+    images = rng.integers(0, 256, size=(6, 28, 28)).astype(np.uint8)
+    x = images.astype(np.float64)[:, None] / 255.0
+    x_hat = rng.uniform(0.0, 1.0, size=x.shape)
+    x_hat[0, 0, :3] = 0.0
+    x_hat[1, 0, :3] = 1.0
+    mu, logvar = rng.normal(size=(6, 5)), rng.normal(size=(6, 5))
+    expected = checks.negative_elbo(x_hat, x, mu, logvar)
+    tensors = [tf.constant(value, tf.float64) for value in (x_hat, x, mu, logvar)]
+    kl = checks.kl_sum(mu, logvar)
+    copies = {
+        "harness.negative_elbo": harness.negative_elbo(x_hat, images, mu, logvar),
+        "harness.trusted_loss_function": float(harness.trusted_loss_function(*tensors)),
+        "vae.loss_function (the reference)": float(vae.loss_function(*tensors)),
+        "experiments.likelihoods.bernoulli_nll":
+            (float(tf.reduce_sum(likelihoods.bernoulli_nll(tensors[1], tensors[0]))) + kl) / len(x),
+    }
+    for name, value in copies.items():
+        assert value == pytest.approx(expected, rel=1e-9), name
+    assert checks.BCE_EPSILON == vae.BCE_EPSILON == likelihoods.PROBABILITY_EPSILON
