@@ -123,9 +123,11 @@ class GradeConfig:
             # search for copies of training images) is most of the grader's own time.
             samples_per_digit=50,
             scored_samples_per_digit=50,
-            unit_limits=dataclasses.replace(small.unit_limits, wall_seconds=40.0),
-            probe_limits=dataclasses.replace(small.probe_limits, wall_seconds=25.0),
-            model_limits=dataclasses.replace(small.model_limits, wall_seconds=30.0),
+            # About three times what each child takes on 2 busy cores (units 6-10 s, a model's run 3-5 s): the
+            # cases that run into a limit wait for it.
+            unit_limits=dataclasses.replace(small.unit_limits, wall_seconds=25.0),
+            probe_limits=dataclasses.replace(small.probe_limits, wall_seconds=15.0),
+            model_limits=dataclasses.replace(small.model_limits, wall_seconds=20.0),
             train_limits=dataclasses.replace(small.train_limits, wall_seconds=60.0),
             total_seconds=240.0,
         )

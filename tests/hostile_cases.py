@@ -160,6 +160,8 @@ class Case:
     output_words: tuple[str, ...] = ()
     needs: str | None = None
     alone: bool = False
+    # Checks that must come back marked unverified (scored from the child's own numbers, for a TA to review).
+    unverified: frozenset[str] = frozenset()
 
 
 # Building the submissions.
@@ -975,8 +977,10 @@ CASES: tuple[Case, ...] = (
          lookup_table_decoder, {"cvae_generation": ("training images up to a shift",)}),
     Case("forges_exported_models", "gaming",
          "replaces the exported models: a link to /, a graph of garbage, a model of constant outputs",
-         forges_exported_models, {"train_vae": ("could not",), "vae_training": ("could not",),
-                                  "cvae_generation": ("could not",)}),
+         # The CVAE's export raises (its link cannot be made), so its check is scored from the child's own
+         # numbers and flagged for review, as for any model that cannot be exported.
+         forges_exported_models, {"train_vae": ("could not",), "vae_training": ("could not",)},
+         unverified=frozenset(("cvae_generation",))),
     Case("graph_reads_files", "escaping", "the exported graph reads the grader's checks.py", graph_reads_files,
          lose(TRAINING_KEYS, "ReadFile")),
     Case("graph_loops_forever", "runaway", "the exported graph loops forever", graph_loops_forever,
@@ -1047,6 +1051,8 @@ FLAT_DECODER = "c_flatten_call-flat-decoder"
 # with GradeConfig.for_tests on 2 cores (2026-12-05): the mean over pixels and the decoder-only gradients
 # kept the VAE's bar of 240 or ran out of time; the others lost the CVAE's check as well.
 TESTS_BUDGET_UNDECIDED: dict[str, frozenset[str]] = {
+    # The slowest member's CVAE samples barely vary after 128 steps (within-digit std 0.018, the gate 0.02).
+    SLOWEST_MEMBER: frozenset(("cvae_generation",)),
     "a_eager3-pixel-mean-bce": frozenset(("vae_training", "cvae_generation")),
     "a_tfstep_tanh-no-kl": frozenset(("cvae_generation",)),
     "b_keras2-kl-sign": frozenset(("cvae_generation",)),
@@ -1057,10 +1063,11 @@ TESTS_BUDGET_UNDECIDED: dict[str, frozenset[str]] = {
 
 def population_case(name: str) -> Case:
     mutant = population.mutants().get(name)
-    if mutant is None:
-        return Case(name, "member", population.members()[name].style, lambda ctx: population.submission_files(name))
-    words = {FLAT_DECODER: (", 784)",)}.get(name, ())
     unchecked = TESTS_BUDGET_UNDECIDED.get(name, frozenset())
+    if mutant is None:
+        return Case(name, "member", population.members()[name].style, lambda ctx: population.submission_files(name),
+                    unchecked=unchecked)
+    words = {FLAT_DECODER: (", 784)",)}.get(name, ())
     return Case(name, "mutant", mutant.bug, lambda ctx: population.submission_files(name),
                 {key: words for key in mutant.checks if key not in unchecked}, unchecked=unchecked)
 
@@ -1267,6 +1274,9 @@ def evaluate(case: Case, graded: Graded, baseline: dict[str, float]) -> list[str
                 problems.append(f"{description} appears in the {where}")
     for spec in CHECKS:
         test = tests[spec.name]
+        flagged = bool((test.get("extra_data") or {}).get("unverified"))
+        if flagged != (spec.key in case.unverified):
+            problems.append(f"{spec.key} is {'' if flagged else 'not '}marked unverified: {test['output'][:300]!r}")
         if spec.key in case.lost:
             words = case.lost[spec.key]
             if test["score"] >= test["max_score"]:
