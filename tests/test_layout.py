@@ -120,3 +120,11 @@ def test_every_copy_of_the_negative_elbo_agrees_with_the_graders():
     for name, value in copies.items():
         assert value == pytest.approx(expected, rel=1e-9), name
     assert checks.BCE_EPSILON == vae.BCE_EPSILON == likelihoods.PROBABILITY_EPSILON
+
+
+def test_the_scripts_that_run_in_children_import_nothing_of_the_kit():
+    """The harness runs beside student code and the model runner beside exported graphs: both are copied
+    into a folder of their own and must not import the grader's package or the course's modules."""
+    graph = import_graph()
+    for script in ("autograder.harness", "autograder.model_runner"):
+        assert graph[script] == set(), (script, graph[script])
