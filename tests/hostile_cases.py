@@ -55,6 +55,8 @@ ALL_CHECKS = tuple(spec.key for spec in CHECKS)
 UNIT_KEYS = tuple(UNIT_CHECKS)
 # The checks scored on models that the submission's train_vae trained.
 TRAINING_KEYS = tuple(SCORED_MODELS)
+# The checks that only a whole grade scores: those of the models the grader trains itself.
+TRAINED_MODEL_KEYS = frozenset(TRAINING_KEYS) - frozenset(UNIT_KEYS)
 # The interpreter of the graders the tests start, and how many grade at once.
 PYTHON = os.environ.get("AUTOGRADER_TEST_PYTHON", sys.executable)
 WORKERS = int(os.environ.get("HOSTILE_WORKERS", "2"))
@@ -1078,12 +1080,12 @@ def decides_training(case: Case) -> bool:
     If not, a whole grade would judge no more than its unit checks, which ``grade.check_units``
     judges without training.
     """
-    return bool({"vae_training", "cvae_generation"} - case.unchecked)
+    return bool(TRAINED_MODEL_KEYS - case.unchecked)
 
 
 def population_cases() -> tuple[Case, ...]:
     trained = [name for name, mutant in sorted(population.mutants().items())
-               if set(mutant.checks) & {"vae_training", "cvae_generation"}]
+               if TRAINED_MODEL_KEYS & set(mutant.checks)]
     cases = [population_case(name) for name in [SLOWEST_MEMBER, FLAT_DECODER, *trained]]
     return tuple(case for case in cases if decides_training(case))
 

@@ -51,7 +51,7 @@ def test_each_bug_loses_points_on_its_checks_only(case_name, graded_pool):
 def test_a_bug_that_the_tests_budget_cannot_judge_in_training_loses_its_unit_checks(bug, tmp_path):
     """Where the tests' budget decides no training check, the unit checks are all a whole grade would judge."""
     case = hc.CASES_BY_NAME[bug]
-    folder = write_submission(tmp_path / bug)
+    folder = tmp_path / bug
     hc.write_submission(case, folder, hc.Context(REPO_DIR, 0, "0"))
     require_mnist_dir()
     outcomes = check_units(folder, tiny_config(), log=lambda line: None)
@@ -64,7 +64,7 @@ def test_a_bug_that_the_tests_budget_cannot_judge_in_training_loses_its_unit_che
 
 
 def test_a_zipped_submission_one_folder_down_is_graded(tmp_path):
-    folder = write_submission(tmp_path / "src" / "hw2")
+    folder = tmp_path / "src" / "hw2"
     hc.write_submission(hc.CASES_BY_NAME["wrong_one_hot"], folder, hc.Context(REPO_DIR, 0, "0"))
     archive = tmp_path / "submission.zip"
     with zipfile.ZipFile(archive, "w") as zf:
