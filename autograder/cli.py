@@ -6,8 +6,8 @@ import dataclasses
 import sys
 
 from autograder.config import GradeConfig
-from autograder.grade import GraderError, grade
-from autograder.results import format_table
+from autograder.grading.grade import GraderError, grade
+from autograder.grading.results import format_table
 
 
 def config_from(args) -> GradeConfig:
@@ -30,7 +30,7 @@ def command_grade(args) -> int:
 
 
 def command_grade_all(args) -> int:
-    from autograder.batch import config_from as batch_config, grade_all
+    from autograder.tools.batch import config_from as batch_config, grade_all
 
     if args.workers is not None and args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
@@ -39,7 +39,7 @@ def command_grade_all(args) -> int:
 
 
 def command_similarity(args) -> int:
-    from autograder.similarity import SimilarityError, similarity_report
+    from autograder.tools.similarity import SimilarityError, similarity_report
 
     try:
         pairs = similarity_report(args.submissions, args.out, references=args.reference,
@@ -52,7 +52,7 @@ def command_similarity(args) -> int:
 
 
 def command_build_zip(args) -> int:
-    from autograder.gradescope import build_zip
+    from autograder.tools.gradescope import build_zip
 
     path = build_zip(args.out)
     print(f"wrote {path}")
@@ -60,7 +60,7 @@ def command_build_zip(args) -> int:
 
 
 def command_release(args) -> int:
-    from autograder.release import ReleaseError, write_release
+    from autograder.tools.release import ReleaseError, write_release
 
     try:
         path = write_release(args.out_dir, force=args.force, make_zip=args.zip)
@@ -72,7 +72,7 @@ def command_release(args) -> int:
 
 
 def command_check_release(args) -> int:
-    from autograder.release import ReleaseError, check_release
+    from autograder.tools.release import ReleaseError, check_release
 
     try:
         result = check_release(config_from(args), log=lambda line: print(line, file=sys.stderr, flush=True))
@@ -92,7 +92,7 @@ def command_check_release(args) -> int:
 
 
 def command_handout_table(args) -> int:
-    from autograder.release import HANDOUT, ReleaseError, points_table, update_handout
+    from autograder.tools.release import HANDOUT, ReleaseError, points_table, update_handout
 
     if not (args.write or args.check):
         print(points_table())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from autograder.sandbox import Limits
+from autograder.grading.sandbox import Limits
 
 
 @dataclass(frozen=True)

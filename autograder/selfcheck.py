@@ -31,10 +31,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import checks, requests
+from .scoring import checks, requests
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-HARNESS = PACKAGE_DIR / "harness.py"
+HARNESS = PACKAGE_DIR / "children" / "harness.py"
 EXPECTED_FILE = PACKAGE_DIR / "expected.json"
 # Limits of the child that runs every probe, and of a probe run again on its own after a crash.
 ALL_PROBES_SECONDS = 300

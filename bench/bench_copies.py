@@ -1,4 +1,4 @@
-"""Calibrate the copy detector (autograder/copies.py): disguised training images against genuine samples.
+"""Calibrate the copy detector (autograder/scoring/copies.py): disguised training images against genuine samples.
 
 Disguised copies are training images shifted by up to 2 pixels, with Gaussian
 noise, with another contrast and brightness, and all of these at once; the
@@ -60,7 +60,7 @@ def disguises(images: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndar
 
 def reference_samples(epochs: int, latent: int, arrays, seed: int = 0) -> np.ndarray:
     """2,000 samples of the reference CVAE trained the grader's way (harness helpers) for ``epochs``."""
-    sys.path.insert(0, str(PACKAGE_DIR))
+    sys.path.insert(0, str(PACKAGE_DIR / "children"))
     ensure_code_on_path()
     import assignment
     import harness

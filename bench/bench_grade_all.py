@@ -25,7 +25,7 @@ REPO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_DIR / "tests"))
 sys.path.insert(0, str(REPO_DIR))
 
-from autograder.checks import TOTAL_POINTS  # noqa: E402
+from autograder.scoring.checks import TOTAL_POINTS  # noqa: E402
 from population import members, mutants, write_submission  # noqa: E402
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(REPO_DIR / "tests"))
 sys.path.insert(0, str(REPO_DIR))
 
-from autograder.checks import CHECKS, UNIT_CHECKS  # noqa: E402
+from autograder.scoring.checks import CHECKS, UNIT_CHECKS  # noqa: E402
 from bench_grade import grade_once  # noqa: E402
 from box import BOXES, BoxError  # noqa: E402
 from population import members, mutants, write_submission  # noqa: E402

@@ -170,7 +170,7 @@ def conditional_accuracy(model, latent_size: int, per_class: int = 100, seed: in
     """Share of ``per_class`` samples per digit that the classifier assigns to the requested digit."""
     import numpy as np
 
-    from autograder.classifier import load_classifier, predict_digits
+    from autograder.scoring.classifier import load_classifier, predict_digits
     from figures import conditional_samples
 
     images = conditional_samples(model, latent_size, per_class=per_class, seed=seed)

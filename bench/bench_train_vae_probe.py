@@ -7,7 +7,7 @@ correct network must clear that bar on every seed, with room; a train_vae that
 does not train must not. For each member (and each mutant of ``--only``), each
 seed and each learning rate, this prints the loss after each call of
 ``train_vae`` as a fraction of the loss before, with the probe's own code
-(``autograder.harness``), the grader's loss and the same data pipeline, and
+(``autograder.children.harness``), the grader's loss and the same data pipeline, and
 the worst fraction over the seeds. Each submission runs in its own process::
 
     python bench/bench_train_vae_probe.py [--seeds 40] [--rates 0.001 0.003] [--calls 3] [--only NAME ...]
@@ -30,7 +30,7 @@ REPO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_DIR / "tests"))
 sys.path.insert(0, str(REPO_DIR))
 
-from autograder.checks import TRAIN_VAE_LOSS_BAR as BAR  # noqa: E402
+from autograder.scoring.checks import TRAIN_VAE_LOSS_BAR as BAR  # noqa: E402
 
 
 def trajectories(submission: Path, seeds: int, rates: list[float], calls: int) -> list[dict]:
@@ -48,8 +48,8 @@ def trajectories(submission: Path, seeds: int, rates: list[float], calls: int) -
     import vae
     from mnist_data import load_arrays
 
-    from autograder import harness
-    from autograder.requests import STEPS_EVAL_IMAGES, unit_request
+    from autograder.children import harness
+    from autograder.scoring.requests import STEPS_EVAL_IMAGES, unit_request
 
     arrays = load_arrays()
     rows = []

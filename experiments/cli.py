@@ -104,14 +104,14 @@ def load_scorer():
     """
     # The autograder package sits beside this one at the repository root, so it
     # imports whenever this package does; the classifier's file may still be missing.
-    from autograder import classifier
+    from autograder.scoring import classifier
 
     from .commands import Scorer
 
     path = classifier.CLASSIFIER_PATH
     if not path.is_file():
         return None, (f"Classifier accuracy skipped: there is no classifier at {path} "
-                      "(python -m autograder.train_classifier trains one).")
+                      "(python -m autograder.tools.train_classifier trains one).")
     try:
         model = classifier.load_classifier(path)
     except Exception as error:
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     2: a usage or data error; 1: the loss became NaN, or the classifier's file is there but cannot be loaded.
     """
-    from autograder.classifier import ClassifierError
+    from autograder.scoring.classifier import ClassifierError
     from mnist_data import DataError
     from training import NonFiniteLossError, select_device, seed_everything
 

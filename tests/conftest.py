@@ -27,8 +27,8 @@ def reference_full_grade(tmp_path_factory) -> dict:
     (``reference_stats.DEFAULT_SEED``), so that the same grade also shows whether they are current.
     """
     from autograder.config import GradeConfig
-    from autograder.grade import grade
-    from autograder.reference_stats import DEFAULT_SEED
+    from autograder.grading.grade import grade
+    from autograder.scoring.reference_stats import DEFAULT_SEED
     from helpers import CODE_DIR, require_mnist_dir
 
     require_mnist_dir()

@@ -43,7 +43,7 @@ def idx_bytes(array) -> bytes:
 
 def assert_valid_gradescope(data: dict) -> None:
     """``data`` (a ``results.json``) has Gradescope's fields, one test per check, and consistent scores."""
-    from autograder.checks import CHECKS
+    from autograder.scoring.checks import CHECKS
 
     assert set(data) >= {"score", "execution_time", "output", "tests"}
     assert len(data["tests"]) == len(CHECKS)

@@ -41,12 +41,12 @@ CODE_DIR = REPO_DIR / "hw" / "code"
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(0, str(REPO_DIR))
 
-from autograder.checks import CHECKS, UNIT_CHECKS, negative_elbo  # noqa: E402
-from autograder.classifier import CLASSIFIER_SHA256  # noqa: E402
+from autograder.scoring.checks import CHECKS, UNIT_CHECKS, negative_elbo  # noqa: E402
+from autograder.scoring.classifier import CLASSIFIER_SHA256  # noqa: E402
 from autograder.config import GradeConfig  # noqa: E402
-from autograder.grade import SCORED_MODELS  # noqa: E402
-from autograder.harness import PROBES  # noqa: E402
-from autograder.requests import unit_request  # noqa: E402
+from autograder.grading.grade import SCORED_MODELS  # noqa: E402
+from autograder.children.harness import PROBES  # noqa: E402
+from autograder.scoring.requests import unit_request  # noqa: E402
 import population  # noqa: E402
 from helpers import TEST_SEED, live_processes_with  # noqa: E402
 
@@ -75,7 +75,7 @@ RUNNER = """
 import json, sys
 from pathlib import Path
 from autograder.config import GradeConfig
-from autograder.grade import GraderError, grade
+from autograder.grading.grade import GraderError, grade
 
 def log(line):
     print(line, file=sys.stderr, flush=True)
@@ -108,8 +108,8 @@ PLATFORM_PROBE = """
 import json, os, tempfile
 from pathlib import Path
 from autograder.config import GradeConfig
-from autograder.grade import Grader
-from autograder.sandbox import network_isolation_available
+from autograder.grading.grade import Grader
+from autograder.grading.sandbox import network_isolation_available
 
 with tempfile.TemporaryDirectory(prefix="grade-probe-") as work:
     os.chmod(work, 0o711)
@@ -1124,8 +1124,8 @@ def grader_secrets() -> dict[str, str]:
     if solution_line not in (CODE_DIR / "vae.py").read_text():
         raise ValueError("the reference vae.py no longer holds the line the tests use as a secret")
     return {
-        "a line of autograder/checks.py": (REPO_DIR / "autograder" / "checks.py").read_text().splitlines()[0],
-        "a line of autograder/grade.py": (REPO_DIR / "autograder" / "grade.py").read_text().splitlines()[0],
+        "a line of autograder/scoring/checks.py": (REPO_DIR / "autograder" / "checks.py").read_text().splitlines()[0],
+        "a line of autograder/grading/grade.py": (REPO_DIR / "autograder" / "grade.py").read_text().splitlines()[0],
         "the classifier's SHA-256": CLASSIFIER_SHA256,
         "a line of the reference solution": solution_line,
     }

@@ -156,9 +156,9 @@ def main(code_dir: str, reference_dir: str, mnist_dir: str) -> None:
     os.environ.update(MNIST_DATA_DIR=mnist_dir, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     sys.path.insert(0, str(code_dir))
     functions = release_functions(code_dir)
-    checks = importlib.import_module("_selfcheck.checks")
-    harness = importlib.import_module("_selfcheck.harness")
-    requests = importlib.import_module("_selfcheck.requests")
+    checks = importlib.import_module("_selfcheck.scoring.checks")
+    harness = importlib.import_module("_selfcheck.children.harness")
+    requests = importlib.import_module("_selfcheck.scoring.requests")
     from mnist_data import load_arrays
 
     arrays = load_arrays(mnist_dir)

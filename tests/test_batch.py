@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from autograder import batch
-from autograder.checks import CHECKS
+from autograder.tools import batch
+from autograder.scoring.checks import CHECKS
 from helpers import CODE_DIR, REPO_DIR, require_mnist_dir
 
 
@@ -151,7 +151,7 @@ def test_default_workers_fit_the_cores_and_memory_and_say_so():
 
 
 def test_feedback_file_holds_the_gradescope_text_and_the_sample_grid_as_a_png(tmp_path):
-    from autograder.grade import sample_grid_html
+    from autograder.grading.grade import sample_grid_html
 
     samples = np.random.default_rng(0).uniform(size=(100, 1, 28, 28)).astype(np.float32)
     grid = sample_grid_html(samples)

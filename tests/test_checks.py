@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from autograder import checks
+from autograder.scoring import checks
 from autograder.config import GradeConfig
-from autograder.grade import unit_request
+from autograder.grading.grade import unit_request
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_points_total_100_and_keys_are_unique():
 
 
 def test_every_registered_probe_has_its_check_and_points_and_nothing_else_does(monkeypatch):
-    from autograder.harness import PROBES
+    from autograder.children.harness import PROBES
 
     assert {key: check.__name__ for key, check in checks.UNIT_CHECKS.items()} == \
         {key: f"check_{key}" for key in PROBES}
@@ -392,7 +392,7 @@ def test_training_checks_name_the_failed_unit_checks_whose_code_they_run():
 
 
 def test_a_failing_training_check_names_the_unit_checks_that_lost_points():
-    from autograder.checks import with_upstream
+    from autograder.scoring.checks import with_upstream
 
     failing = checks.failed("Negative ELBO per image: 204.5.", fraction=0.0)
     outcome = with_upstream(failing, ["loss_function"])

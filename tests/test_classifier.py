@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from autograder.classifier import (CLASSIFIER_PATH, ClassifierError, NumpyClassifier, load_classifier,
+from autograder.scoring.classifier import (CLASSIFIER_PATH, ClassifierError, NumpyClassifier, load_classifier,
                                    predict_digits)
 from helpers import require_mnist_dir
 

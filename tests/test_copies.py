@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from autograder import copies
+from autograder.scoring import copies
 from helpers import require_mnist_dir
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import classifier
+from autograder.scoring import classifier
 from experiments import cli
 
 REPO_DIR = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ import zipfile
 import pytest
 
 import hostile_cases as hc
-from autograder.grade import check_units, grade
+from autograder.grading.grade import check_units, grade
 from helpers import CODE_DIR, REPO_DIR, assert_valid_gradescope, require_mnist_dir, tiny_config
 
 pytestmark = pytest.mark.slow
@@ -93,7 +93,7 @@ def test_the_grader_never_imports_tensorflow_itself(tmp_path):
 
     code = (
         "import sys, json; from pathlib import Path\n"
-        "from autograder.grade import unit_request, training_request, load_result_file\n"
+        "from autograder.grading.grade import unit_request, training_request, load_result_file\n"
         "from autograder import checks, results, submission, sandbox\n"
         "print(json.dumps('tensorflow' in sys.modules))\n"
     )
@@ -123,8 +123,8 @@ def test_the_generation_judge_answers_each_epoch_without_following_links(tmp_pat
 
     import numpy as np
 
-    from autograder.classifier import NumpyClassifier
-    from autograder.grade import GenerationJudge
+    from autograder.scoring.classifier import NumpyClassifier
+    from autograder.grading.grade import GenerationJudge
     from mnist_data import load_arrays
 
     arrays = load_arrays(require_mnist_dir())
@@ -166,7 +166,7 @@ def test_a_model_that_cannot_be_exported_is_graded_and_marked_unverified(tmp_pat
     """Eager-only code in the VAE's call (.numpy()) cannot be traced: its scores come from the child, flagged."""
     import shutil
 
-    from autograder.results import format_table
+    from autograder.grading.results import format_table
 
     submission = tmp_path / "eager_only"
     shutil.copytree(REPO_DIR / "tests" / "submissions" / "eager", submission)

@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
-from autograder.checks import CHECKS_BY_KEY
-from autograder.gradescope import build_zip
+from autograder.scoring.checks import CHECKS_BY_KEY
+from autograder.tools.gradescope import build_zip
 from helpers import CODE_DIR, assert_valid_gradescope, require_mnist_dir
 
 
@@ -20,13 +20,13 @@ def test_zip_holds_setup_run_script_grader_and_classifier_but_no_solution(tmp_pa
         names = set(archive.namelist())
         modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
     assert {"setup.sh", "run_autograder", "requirements.txt", "autograder/classifier.keras",
-            "autograder/grade.py", "autograder/harness.py", "hw/code/mnist_data.py"} <= names
+            "autograder/grading/grade.py", "autograder/children/harness.py", "hw/code/mnist_data.py"} <= names
     assert "hw/code/vae.py" not in names and "hw/code/assignment.py" not in names
     assert modes["run_autograder"] & 0o111 and modes["setup.sh"] & 0o111
 
 
 def test_each_zip_gets_a_fresh_secret_that_decides_the_grades_inputs(tmp_path):
-    from autograder.grade import Seeds
+    from autograder.grading.grade import Seeds
 
     secrets_seen = []
     for name in ("first.zip", "second.zip"):

@@ -2,9 +2,9 @@
 
 import shutil
 
-from autograder import release
+from autograder.tools import release
 from autograder.__main__ import main as autograder_main
-from autograder.checks import CHECKS, TOTAL_POINTS, UNIT_CHECKS
+from autograder.scoring.checks import CHECKS, TOTAL_POINTS, UNIT_CHECKS
 
 HANDOUT = release.HANDOUT
 
@@ -86,7 +86,7 @@ def test_handout_states_the_graders_budget():
     assert f"scores {config.scored_samples_per_digit} fresh samples per digit: more than " \
         f"{config.generation_full_credit:.0%} earns full credit" in text
     # The points table (from checks.CHECKS) states the same numbers.
-    from autograder.checks import CHECKS_BY_KEY
+    from autograder.scoring.checks import CHECKS_BY_KEY
 
     summary = CHECKS_BY_KEY["cvae_generation"].summary
     assert f"{config.scored_samples_per_digit} samples per digit" in summary

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from autograder import harness
+from autograder.children import harness
 
 
 @pytest.mark.parametrize("compiled", [None, "tf.function", "xla"])

@@ -23,8 +23,8 @@ import sys
 import pytest
 
 import hostile_cases as hc
-from autograder.checks import CHECKS
-from autograder.sandbox import Limits, prepare_workdir, run_child, unprivileged_user
+from autograder.scoring.checks import CHECKS
+from autograder.grading.sandbox import Limits, prepare_workdir, run_child, unprivileged_user
 from helpers import REPO_DIR
 
 pytestmark = pytest.mark.slow
@@ -77,7 +77,7 @@ def test_hostile_submission(case_name, graded_pool):
 OTHER_GRADER = """
 import sys, time
 from pathlib import Path
-from autograder.sandbox import Limits, prepare_workdir, run_child, unprivileged_user
+from autograder.grading.sandbox import Limits, prepare_workdir, run_child, unprivileged_user
 
 time.sleep(0.5)
 folder = Path(sys.argv[2])
@@ -110,7 +110,7 @@ SANDBOX_PLACES_PROBE = """
 import json, os, tempfile
 from pathlib import Path
 from autograder.config import GradeConfig
-from autograder.grade import Grader
+from autograder.grading.grade import Grader
 
 seen = {}
 for name, mode in (("private", 0o700), ("passable", 0o711)):

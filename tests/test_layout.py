@@ -76,7 +76,7 @@ def import_graph() -> dict[str, set[str]]:
 
 def test_no_module_imports_itself_through_others():
     graph = import_graph()
-    assert len(graph) > 40 and graph["autograder.grade"] >= {"autograder.checks", "autograder.config"}
+    assert len(graph) > 40 and graph["autograder.grading.grade"] >= {"autograder.scoring.checks", "autograder.config"}
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
@@ -97,7 +97,8 @@ def test_every_copy_of_the_negative_elbo_agrees_with_the_graders():
     import tensorflow as tf
 
     import vae
-    from autograder import checks, harness
+    from autograder.scoring import checks
+    from autograder.children import harness
     from experiments import likelihoods
 
     rng = np.random.default_rng(7)
@@ -122,9 +123,28 @@ def test_every_copy_of_the_negative_elbo_agrees_with_the_graders():
     assert checks.BCE_EPSILON == vae.BCE_EPSILON == likelihoods.PROBABILITY_EPSILON
 
 
+# The grader's subpackages by where their code runs, lowest first: a module may import from its own
+# layer and the layers below it (and the package's top-level modules: config, paths), never above.
+LAYERS = ("autograder.children", "autograder.scoring", "autograder.grading", "autograder.tools")
+
+
+def layer_of(module: str) -> int | None:
+    return next((rank for rank, layer in enumerate(LAYERS) if module.startswith(layer + ".")), None)
+
+
 def test_the_scripts_that_run_in_children_import_nothing_of_the_kit():
     """The harness runs beside student code and the model runner beside exported graphs: both are copied
     into a folder of their own and must not import the grader's package or the course's modules."""
     graph = import_graph()
-    for script in ("autograder.harness", "autograder.model_runner"):
+    scripts = {name for name in graph if layer_of(name) == 0}
+    assert scripts == {"autograder.children.harness", "autograder.children.model_runner"}
+    for script in scripts:
         assert graph[script] == set(), (script, graph[script])
+
+
+def test_no_layer_imports_a_layer_above_it():
+    graph = import_graph()
+    upward = [(name, target) for name, targets in graph.items() for target in targets
+              if layer_of(name) is not None and layer_of(target) is not None and layer_of(target) > layer_of(name)]
+    assert upward == [], "imports from a layer above: " + ", ".join(f"{a} -> {b}" for a, b in upward)
+    assert all(any(layer_of(name) == rank for name in graph) for rank in range(len(LAYERS)))

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from autograder import model_runner
+from autograder.children import model_runner
 from autograder.paths import CODE_DIR, PACKAGE_DIR
 
 tf = pytest.importorskip("tensorflow")
@@ -14,7 +14,7 @@ BATCH = model_runner.BATCH
 
 @pytest.fixture(scope="module")
 def harness():
-    for path in (str(PACKAGE_DIR), str(CODE_DIR)):
+    for path in (str(PACKAGE_DIR / "children"), str(CODE_DIR)):
         if path not in sys.path:
             sys.path.insert(0, path)
     import harness

@@ -6,9 +6,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from autograder import checks, reference_stats
-from autograder.gradescope import archive_members, build_zip
-from autograder.reference_stats import REFERENCE_STATS, ReferenceStats, load_reference_stats
+from autograder.scoring import checks, reference_stats
+from autograder.tools.gradescope import archive_members, build_zip
+from autograder.scoring.reference_stats import REFERENCE_STATS, ReferenceStats, load_reference_stats
 from helpers import mnist_subset
 
 
@@ -98,7 +98,7 @@ def test_the_reference_file_round_trips_and_a_bad_one_reads_as_none(tmp_path):
 
 def test_the_stored_reference_came_from_a_full_marks_grade_and_ships_in_the_archive(tmp_path):
     stored = load_reference_stats()
-    assert stored is not None, f"{REFERENCE_STATS} is missing: run python -m autograder.measure_reference"
+    assert stored is not None, f"{REFERENCE_STATS} is missing: run python -m autograder.tools.measure_reference"
     data = json.loads(REFERENCE_STATS.read_text())
     assert data["score"] == 100 and data["commit"] and data["date"] and data["seed"] == stored.seed == 0
     assert data["count"] == 10 * 200
@@ -117,7 +117,7 @@ def test_the_stored_reference_came_from_a_full_marks_grade_and_ships_in_the_arch
 @pytest.mark.slow
 def test_the_grade_reads_the_reference_file_when_it_exists_and_grades_without_it(tmp_path, monkeypatch):
     from autograder.config import GradeConfig
-    from autograder.grade import GenerationJudge, generation_outcome, load_classifier
+    from autograder.grading.grade import GenerationJudge, generation_outcome, load_classifier
 
     arrays = mnist_subset(num_train=2048, num_test=10_000)
     labels = np.repeat(np.arange(10), 20)
@@ -149,14 +149,14 @@ def test_the_stored_statistics_are_those_of_a_grade_of_the_reference_today(refer
     """The session's full-budget grade of the reference (with the stored seed) measures what the file says.
 
     A change to the reference, its training or the grader's defaults that moves the statistics makes the
-    file stale: run ``python -m autograder.measure_reference``. The margins are those of 200 samples per
+    file stale: run ``python -m autograder.tools.measure_reference``. The margins are those of 200 samples per
     digit and of the grader's own arithmetic on another machine, not of a changed model.
     """
     stored = load_reference_stats()
     assert stored is not None and stored.seed == reference_stats.DEFAULT_SEED
     measured = reference_stats.parse_reference_stats(
         {**reference_stats.generation_stats_of(reference_full_grade), "seed": stored.seed})
-    advice = "the stored reference statistics are stale: run python -m autograder.measure_reference"
+    advice = "the stored reference statistics are stale: run python -m autograder.tools.measure_reference"
     assert measured.accuracy == pytest.approx(stored.accuracy, abs=0.01), advice
     assert measured.per_digit_accuracy == pytest.approx(stored.per_digit_accuracy, abs=0.03), advice
     assert measured.per_digit_confidence == pytest.approx(stored.per_digit_confidence, abs=0.03), advice
@@ -178,7 +178,7 @@ def test_samples_that_ignore_the_label_score_near_chance_with_low_confidence():
 
     Beside it, the stored reference (a real grade of the reference solution) is confident on every digit.
     """
-    from autograder.grade import load_classifier
+    from autograder.grading.grade import load_classifier
 
     arrays = mnist_subset(num_train=2048, num_test=10_000)
     threes = arrays.test_images[arrays.test_labels == 3][-200:].astype(np.float64)[:, None] / 255.0

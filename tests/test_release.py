@@ -9,12 +9,13 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from autograder import release
+from autograder.tools import release
 from autograder.__main__ import main as autograder_main
-from autograder.checks import CHECKS_BY_KEY, UNIT_CHECKS
+from autograder.scoring.checks import CHECKS_BY_KEY, UNIT_CHECKS
 from autograder.paths import PACKAGE_DIR
 from helpers import CODE_DIR, REPO_DIR, require_mnist_dir, tiny_config
 
@@ -93,7 +94,9 @@ def test_release_holds_the_stencil_the_provided_modules_and_the_student_files(re
     assert files == {
         "README.md", "handout.md", "requirements.txt", "hw/outputs/.gitkeep",
         *(f"hw/code/{name}" for name in ("vae.py", "assignment.py", *PROVIDED)),
-        *(f"hw/code/_selfcheck/{name}" for name in ("__init__.py", *release.SELF_CHECK_MODULES)),
+        *(f"hw/code/_selfcheck/{name}" for name in release.SELF_CHECK_MODULES),
+        *{f"hw/code/_selfcheck/{Path(name).parent.as_posix()}/__init__.py".replace("/./", "/")
+          for name in release.SELF_CHECK_MODULES},
         f"hw/code/_selfcheck/{release.SELF_CHECK_EXPECTED}",
     }
     for name in PROVIDED:
@@ -332,7 +335,7 @@ def test_check_release_finds_no_surprise(capsys, monkeypatch):
 
 
 def test_check_release_names_each_surprise():
-    from autograder.results import Report, TestResult
+    from autograder.grading.results import Report, TestResult
 
     def report(scores, output="NotImplementedError: implement x"):
         return Report(tests=[TestResult(spec.name, score, spec.points, output)
@@ -365,8 +368,8 @@ def test_grader_only_blocks_are_stripped_and_must_pair_up():
 def test_the_stored_expected_values_are_the_graders_own(release_dir):
     import numpy as np
 
-    from autograder.checks import expected_values
-    from autograder.requests import SELF_CHECK_SEED, unit_request
+    from autograder.scoring.checks import expected_values
+    from autograder.scoring.requests import SELF_CHECK_SEED, unit_request
 
     stored = json.loads((release_dir / "hw" / "code" / "_selfcheck" / release.SELF_CHECK_EXPECTED).read_text())
     rng = np.random.default_rng(5)
@@ -418,7 +421,7 @@ def test_no_release_file_computes_the_kl_the_reparametrization_or_the_cross_entr
     found = [hit for path in sorted(release_dir.rglob("*.py")) for hit in solution_code(path)]
     assert found == []
     # The same scan finds them in the grader's own modules and in the reference solution.
-    grader = {hit.split(": ", 1)[1] for name in ("checks.py", "harness.py") for hit in solution_code(PACKAGE_DIR / name)}
+    grader = {hit.split(": ", 1)[1] for name in ("scoring/checks.py", "children/harness.py") for hit in solution_code(PACKAGE_DIR / name)}
     assert {"exp(logvar)", "a logarithm", "mu**"} <= grader
     reference = {hit.split(": ", 1)[1] for hit in solution_code(CODE_DIR / "vae.py")}
     assert "exp(logvar)" in reference and reference & {"square(mu)", "mu**"}

@@ -2,7 +2,7 @@
 
 import json
 
-from autograder.results import Report, TestResult, format_table, write_results
+from autograder.grading.results import Report, TestResult, format_table, write_results
 
 
 def test_results_file_has_gradescope_fields_and_is_written_atomically(tmp_path):

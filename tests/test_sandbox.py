@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.sandbox import (
+from autograder.grading.sandbox import (
     SANDBOX_ID_VARIABLE,
     ChildResult,
     Limits,
@@ -390,8 +390,8 @@ def test_available_cpus_reads_the_cgroup_cpu_quota(tmp_path):
     """Inside a cgroup with a quota of half a CPU, a process sees 0.5 CPUs (Gradescope's default box)."""
     import subprocess
 
-    from autograder.grade import thread_settings
-    from autograder.sandbox import available_cpus
+    from autograder.grading.grade import thread_settings
+    from autograder.grading.sandbox import available_cpus
 
     assert available_cpus() <= len(os.sched_getaffinity(0))
     assert thread_settings(float(len(os.sched_getaffinity(0)))) == {}
@@ -403,7 +403,7 @@ def test_available_cpus_reads_the_cgroup_cpu_quota(tmp_path):
     try:
         (group / "cpu.cfs_period_us").write_text("100000")
         (group / "cpu.cfs_quota_us").write_text("50000")
-        code = "from autograder.sandbox import available_cpus; print(available_cpus())"
+        code = "from autograder.grading.sandbox import available_cpus; print(available_cpus())"
         done = subprocess.run(["sh", "-c", f'echo $$ > {group}/tasks && exec "$@"', "sh", sys.executable, "-c",
                                code], capture_output=True, text=True, check=True,
                               cwd=Path(__file__).resolve().parents[1])

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import checks, selfcheck
+from autograder.scoring import checks
+from autograder import selfcheck
 from autograder.config import GradeConfig
 
 # A stand-in for the harness: it saves one more epoch to its result file every 0.2 s, as the real
@@ -76,18 +77,19 @@ def test_the_course_repository_computes_what_the_checks_compare_with(tmp_path, m
 
 
 def test_the_releases_copy_says_what_to_do_when_its_stored_data_is_missing(tmp_path):
-    from autograder.release import strip_grader_only
+    from autograder.tools.release import strip_grader_only
 
     namespace = {"__name__": "copy", "__file__": str(tmp_path / "selfcheck.py")}
     source = strip_grader_only(Path(selfcheck.__file__).read_text(), "selfcheck.py")
-    code = source.replace("from . import checks, requests", "checks = requests = None")
+    assert "from .scoring import checks, requests" in source
+    code = source.replace("from .scoring import checks, requests", "checks = requests = None")
     exec(compile(code, "selfcheck.py", "exec"), namespace)
     with pytest.raises(FileNotFoundError, match="copy the _selfcheck folder back"):
         namespace["stored_values"]()
 
 
 def unit_request():
-    from autograder import requests
+    from autograder.scoring import requests
 
     request = requests.unit_request(requests.SELF_CHECK_SEED, np.zeros((512, 28, 28), np.uint8),
                                     np.zeros(512, np.int64))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.release import build_release
-from autograder.similarity import Pair, SimilarityError, similarity_report
+from autograder.tools.release import build_release
+from autograder.tools.similarity import Pair, SimilarityError, similarity_report
 from helpers import REPO_DIR
 
 MEMBERS = Path(__file__).resolve().parent / "population" / "members"

@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from autograder.submission import HARNESS_NAME, PROVIDED_MODULES, SubmissionError, copy_submission
+from autograder.grading.submission import HARNESS_NAME, PROVIDED_MODULES, SubmissionError, copy_submission
 
 
 def make_folder(path, names=("vae.py", "assignment.py")):

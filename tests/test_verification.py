@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from autograder import verification
+from autograder.grading import verification
 
 
 def saved_model(folder):

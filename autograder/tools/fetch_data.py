@@ -1,6 +1,6 @@
 """Load and verify MNIST once so that grading starts from the verified cache.
 
-Usage: ``python -m autograder.fetch_data`` (``setup.sh`` runs it on Gradescope).
+Usage: ``python -m autograder.tools.fetch_data`` (``setup.sh`` runs it on Gradescope).
 """
 
 from __future__ import annotations

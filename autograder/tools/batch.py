@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from autograder.checks import CHECKS
+from autograder.scoring.checks import CHECKS
 from autograder.paths import REPO_DIR
 
 # One submission's whole grading may not take longer than this; a stuck grade

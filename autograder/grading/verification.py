@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from autograder.paths import PACKAGE_DIR
-from autograder.sandbox import Limits
+from autograder.grading.sandbox import Limits
 
-RUNNER_SOURCE = PACKAGE_DIR / "model_runner.py"
+RUNNER_SOURCE = PACKAGE_DIR / "children" / "model_runner.py"
 RUNNER_NAME = "model_runner.py"
 NUM_CLASSES = 10
 MAX_MODEL_BYTES = 256 * 2**20

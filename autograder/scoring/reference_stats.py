@@ -1,6 +1,6 @@
 """The reference solution's generation statistics, measured once and shipped with the grader.
 
-``python -m autograder.measure_reference`` grades the reference solution and writes them to
+``python -m autograder.tools.measure_reference`` grades the reference solution and writes them to
 ``autograder/reference_stats.json``. Every grade's feedback then shows them beside the student's own,
 without training the reference again. A missing or unreadable file only removes the reference's
 values from the feedback.

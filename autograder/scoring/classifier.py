@@ -1,6 +1,6 @@
 """The pretrained MNIST classifier that scores generated digits.
 
-Trained by ``python -m autograder.train_classifier``; its SHA-256 is recorded
+Trained by ``python -m autograder.tools.train_classifier``; its SHA-256 is recorded
 here and checked on every load, so a changed file is never trusted.
 """
 
@@ -33,7 +33,7 @@ def load_classifier(path: Path = CLASSIFIER_PATH, sha256: str | None = None):
 def _verified_bytes(path: Path, expected: str) -> bytes:
     """The file's bytes, after checking that their SHA-256 is ``expected``."""
     if not path.is_file():
-        raise ClassifierError(f"classifier not found at {path}; run python -m autograder.train_classifier")
+        raise ClassifierError(f"classifier not found at {path}; run python -m autograder.tools.train_classifier")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected:

@@ -22,11 +22,11 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.checks import CHECKS, UNIT_CHECKS, CheckSpec
+from autograder.scoring.checks import CHECKS, UNIT_CHECKS, CheckSpec
 from autograder.config import GradeConfig
 from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR
-from autograder.results import Report
-from autograder.submission import PROVIDED_MODULES
+from autograder.grading.results import Report
+from autograder.grading.submission import PROVIDED_MODULES
 
 BEGIN_MARKER = "# BEGIN SOLUTION"
 END_MARKER = "# END SOLUTION"
@@ -38,7 +38,8 @@ SELF_CHECK_PACKAGE = "_selfcheck"
 # The provided modules students get; only these and the stencil files leave hw/code (the instructor's
 # experiments live in their own package, experiments/, and never ship).
 RELEASED_PROVIDED = (*PROVIDED_MODULES, "check.py")
-SELF_CHECK_MODULES = ("checks.py", "harness.py", "requests.py", "selfcheck.py")
+# Paths inside the package; the release keeps the subpackages, so their relative imports hold as they are.
+SELF_CHECK_MODULES = ("scoring/checks.py", "children/harness.py", "scoring/requests.py", "selfcheck.py")
 SELF_CHECK_INIT = ('"""A copy of the course autograder\'s checks and self-check, run by ``check.py``.\n\n'
                    'Do not edit these files: the grader uses its own copy.\n"""\n')
 HANDOUT = REPO_DIR / "handout.md"
@@ -236,8 +237,8 @@ def self_check_expected() -> dict:
     """
     import numpy as np
 
-    from autograder.checks import expected_values
-    from autograder.requests import SELF_CHECK_SEED, unit_request
+    from autograder.scoring.checks import expected_values
+    from autograder.scoring.requests import SELF_CHECK_SEED, unit_request
 
     # The expected values depend only on the seed, not on the training images the train_vae probe uses.
     request = unit_request(SELF_CHECK_SEED, np.zeros((512, 28, 28), np.uint8), np.zeros(512, np.int64))
@@ -383,9 +384,11 @@ def build_release(target: Path) -> None:
                            "the release would ship the whole solution")
     package = code / SELF_CHECK_PACKAGE
     package.mkdir()
-    (package / "__init__.py").write_text(SELF_CHECK_INIT)
     for module in SELF_CHECK_MODULES:
-        (package / module).write_text(strip_grader_only((PACKAGE_DIR / module).read_text(), module))
+        shipped = package / module
+        shipped.parent.mkdir(exist_ok=True)
+        (shipped.parent / "__init__.py").write_text(SELF_CHECK_INIT)
+        shipped.write_text(strip_grader_only((PACKAGE_DIR / module).read_text(), module))
     (package / SELF_CHECK_EXPECTED).write_text(json.dumps(self_check_expected(), indent=1) + "\n")
     outputs = target / "hw" / "outputs"
     outputs.mkdir(parents=True)
@@ -524,7 +527,7 @@ def check_release(config: GradeConfig, log=print) -> ReleaseCheck:
 
     Raises GraderError when the grader itself cannot run (no MNIST, no classifier).
     """
-    from autograder.grade import grade
+    from autograder.grading.grade import grade
 
     with tempfile.TemporaryDirectory(prefix="check-release-") as work:
         work = Path(work)

@@ -1,8 +1,8 @@
-"""Measure the reference solution's generation statistics: ``python -m autograder.measure_reference``.
+"""Measure the reference solution's generation statistics: ``python -m autograder.tools.measure_reference``.
 
 Grades the reference solution (``hw/code``) with the real default configuration and a fixed seed and
 writes its "CVAE generation" statistics to ``autograder/reference_stats.json``
-(``autograder.reference_stats``). Run it again whenever the reference, its training or the grader's
+(``autograder.scoring.reference_stats``). Run it again whenever the reference, its training or the grader's
 defaults change; a test grades the reference the same way and fails when the stored file is stale.
 """
 
@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from autograder.config import GradeConfig
-from autograder.grade import grade
+from autograder.grading.grade import grade
 from autograder.paths import CODE_DIR, REPO_DIR
-from autograder.reference_stats import (DEFAULT_SEED, REFERENCE_STATS, STORED_STATS, generation_stats_of,
+from autograder.scoring.reference_stats import (DEFAULT_SEED, REFERENCE_STATS, STORED_STATS, generation_stats_of,
                                         parse_reference_stats, rounded, write_reference_stats)
 
 
@@ -60,7 +60,7 @@ def measure_reference_stats(seed: int = DEFAULT_SEED, log=print) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder.measure_reference", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m autograder.tools.measure_reference", description=__doc__)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the master seed of the reference's grade")
     parser.add_argument("--out", type=Path, default=REFERENCE_STATS, help="where to write the statistics")
     args = parser.parse_args(argv)

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from autograder.batch import find_submissions
-from autograder.submission import REQUIRED_FILES, SubmissionError, _find_root, _folder_names, _zip_names
+from autograder.tools.batch import find_submissions
+from autograder.grading.submission import REQUIRED_FILES, SubmissionError, _find_root, _folder_names, _zip_names
 
 # The shortest matching run of filtered code (names replaced by one letter, no spaces or comments)
 # that counts, in characters: about three to five lines of code. copydetect's default, 25, is too short
@@ -218,7 +218,7 @@ def similarity_report(submissions_dir: Path, out_dir: Path, references: Sequence
     Reference submissions are named ``reference/<folder name>/<submission>`` and compared with the current
     ones only. Returns every pair, most similar first.
     """
-    from autograder.release import build_release
+    from autograder.tools.release import build_release
 
     submissions_dir, out_dir = Path(submissions_dir), Path(out_dir)
     references = [Path(folder) for folder in references]

@@ -1,7 +1,7 @@
 """Train the autograder's MNIST classifier and store it as ``autograder/classifier.keras``.
 
-Usage: ``python -m autograder.train_classifier [--epochs 6] [--data_dir DIR]``.
-Prints the test accuracy and the SHA-256 to record in ``autograder/classifier.py``.
+Usage: ``python -m autograder.tools.train_classifier [--epochs 6] [--data_dir DIR]``.
+Prints the test accuracy and the SHA-256 to record in ``autograder/scoring/classifier.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from autograder.classifier import CLASSIFIER_PATH
+from autograder.scoring.classifier import CLASSIFIER_PATH
 from autograder.paths import ensure_code_on_path
 
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .harness import PROBES
+from ..children.harness import PROBES
 
 # BEGIN GRADER ONLY
 import html
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from autograder.reference_stats import ReferenceStats
+    from autograder.scoring.reference_stats import ReferenceStats
 # END GRADER ONLY
 
 NUM_CLASSES = 10
@@ -838,7 +838,7 @@ def generation_stats(samples, labels, probabilities, train_images, sweep=None, t
                      test_labels=None) -> GenerationStats:
     """The statistics of the samples; with MNIST's test images, also those of as many real digits."""
     # Imported here: this module also ships alone with the students' self-check, which never scores samples.
-    from autograder.copies import copies_of_training_images
+    from autograder.scoring.copies import copies_of_training_images
 
     labels = np.asarray(labels)
     predicted = probabilities.argmax(axis=1)
@@ -946,7 +946,7 @@ def check_cvae_generation(stats: GenerationStats | None, problem: str | None, fu
         return Outcome(0.0, f"<p>{stats.copied_fraction:.0%} of the samples are copies of training images "
                        "(distance below 1.0): memorised images earn no generation credit.</p>" + details, "html",
                        extra_data)
-    from autograder.copies import MAX_COPIED_SHARE, MAX_SHIFT
+    from autograder.scoring.copies import MAX_COPIED_SHARE, MAX_SHIFT
 
     if stats.disguised_share > MAX_COPIED_SHARE:
         return Outcome(0.0, f"<p>{stats.disguised_share:.0%} of the samples are training images up to a shift of "

@@ -13,7 +13,7 @@ REQUIRED_FILES = ("vae.py", "assignment.py")
 # Provided modules of the stencil that a submission's assignment.py imports; the
 # grader supplies its own copy when the submission does not include one.
 PROVIDED_MODULES = ("mnist_data.py", "training.py", "figures.py")
-HARNESS_SOURCE = PACKAGE_DIR / "harness.py"
+HARNESS_SOURCE = PACKAGE_DIR / "children" / "harness.py"
 HARNESS_NAME = "_grader_harness.py"
 
 MAX_FILES = 2_000

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR
-from autograder.submission import PROVIDED_MODULES
+from autograder.grading.submission import PROVIDED_MODULES
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once when it builds the autograder image.
@@ -20,7 +20,7 @@ python3 -m venv /autograder/venv
 /autograder/venv/bin/python -m pip install -q --upgrade pip
 /autograder/venv/bin/python -m pip install -q -r autograder/requirements.txt
 # Put verified MNIST arrays in the grader's cache (Keras's download works on Gradescope).
-VAE_KIT_CACHE_DIR=/autograder/cache /autograder/venv/bin/python -m autograder.fetch_data
+VAE_KIT_CACHE_DIR=/autograder/cache /autograder/venv/bin/python -m autograder.tools.fetch_data
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -39,9 +39,10 @@ def archive_members() -> dict[str, Path]:
     """Zip name -> file on disk: the grader package, the classifier, the reference solution's statistics
     (``reference_stats.json``) and the provided modules."""
     members = {}
-    for path in sorted(PACKAGE_DIR.iterdir()):
-        if path.suffix in (".py", ".keras", ".txt", ".json") and path.is_file():
-            members[f"autograder/{path.name}"] = path
+    for path in sorted(PACKAGE_DIR.rglob("*")):
+        inside = path.relative_to(PACKAGE_DIR)
+        if path.suffix in (".py", ".keras", ".txt", ".json") and path.is_file() and "__pycache__" not in inside.parts:
+            members[f"autograder/{inside.as_posix()}"] = path
     for module in PROVIDED_MODULES:
         members[f"hw/code/{module}"] = CODE_DIR / module
     members["requirements.txt"] = REPO_DIR / "requirements.txt"
