@@ -148,3 +148,61 @@ def test_no_layer_imports_a_layer_above_it():
               if layer_of(name) is not None and layer_of(target) is not None and layer_of(target) > layer_of(name)]
     assert upward == [], "imports from a layer above: " + ", ".join(f"{a} -> {b}" for a, b in upward)
     assert all(any(layer_of(name) == rank for name in graph) for rank in range(len(LAYERS)))
+
+
+def test_the_grader_calls_train_vae_as_the_students_own_run_does(tmp_path, monkeypatch):
+    """The harness's epoch loop and model builder are deliberate copies of ``training.fit`` and
+    ``training.build_model`` (the child cannot import the course's modules); ``train_vae`` must get
+    the same kind of model, batches and options from both."""
+    import argparse
+    import types
+    from dataclasses import fields
+
+    import assignment
+    import keras
+    import training
+    import vae
+    from autograder.children import harness
+    from autograder.scoring.requests import training_request
+    from helpers import tiny_config
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(3)
+    arrays = types.SimpleNamespace(
+        train_images=rng.integers(0, 256, (256, 28, 28), dtype=np.uint8), train_labels=np.arange(256) % 10,
+        test_images=rng.integers(0, 256, (1024, 28, 28), dtype=np.uint8), test_labels=np.arange(1024) % 10)
+
+    def recorder(calls):
+        def train_vae(model, train_loader, args, is_cvae=False):
+            images, labels = next(iter(train_loader))
+            calls.append({
+                "model": type(model).__name__, "latent_size": int(model(*(
+                    (images, tf_one_hot(labels)) if is_cvae else (images,)))[1].shape[1]),
+                "optimizer": type(getattr(model, "optimizer", None)).__name__,
+                "images": (tuple(images.shape[1:]), images.dtype.name), "labels": labels.dtype.name,
+                "in [0, 1]": bool(float(np.min(images)) >= 0.0 and float(np.max(images)) <= 1.0),
+                "is_cvae": is_cvae, "args": isinstance(args, argparse.Namespace)})
+            return 0.0
+        return train_vae
+
+    def tf_one_hot(labels):
+        import tensorflow as tf
+        return tf.one_hot(labels, 10)
+
+    config = tiny_config()
+    request = training_request(config, 0, arrays)
+    for is_cvae in (False, True):
+        grader_calls, student_calls = [], []
+        harness.train_and_decode(vae, types.SimpleNamespace(train_vae=recorder(grader_calls)), request, is_cvae)
+        latent = int(request["cvae_latent_size" if is_cvae else "vae_latent_size"])
+        run_config = training.TrainConfig(cvae=is_cvae, num_epochs=1, latent_size=latent,
+                                          batch_size=int(request["batch_size"]), outputs_dir=str(tmp_path))
+        model = training.build_model(run_config)
+        dataset = assignment.load_mnist(run_config.batch_size, seed=0, arrays=arrays)
+        # As training.run sets it.
+        model.optimizer = keras.optimizers.Adam(training.learning_rate_schedule(run_config, len(dataset)))
+        training.fit(model, dataset, recorder(student_calls), argparse.Namespace(), run_config, log=lambda line: None)
+        assert grader_calls[:1] == student_calls[:1] and grader_calls, (is_cvae, grader_calls, student_calls)
+        # Every option of the students' command line is in the namespace the grader passes.
+        missing = {field.name for field in fields(training.TrainConfig)} - set(vars(harness.grader_args(request, is_cvae)))
+        assert not missing, missing
