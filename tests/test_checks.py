@@ -34,6 +34,18 @@ def test_every_registered_probe_has_its_check_and_points_and_nothing_else_does(m
         checks.unit_checks()
 
 
+def test_probes_are_run_again_alone_unless_the_same_step_would_stop_them_again():
+    done = {f"done.{probe}": 1 for probe in ("one_hot", "reparametrize")}
+    # The combined run hung in loss_function: the probes it never reached run again, each alone.
+    hung = {**done, "started.loss_function": 1}
+    assert checks.probes_to_run_alone(hung) == ["reparametrize_gradient", "vae_forward", "cvae_forward", "train_vae"]
+    # vae.py raised on import: every probe that imports it would raise the same again.
+    failed_import = {"started.import_assignment": 1, "done.import_assignment": 1,
+                     "started.import_vae": 1, "done.import_vae": 1, "import_vae.error": "SyntaxError"}
+    assert checks.probes_to_run_alone(failed_import) == ["one_hot"]
+    assert checks.probes_to_run_alone({**failed_import, "import_assignment.error": "SyntaxError"}) == []
+
+
 def test_one_hot_check(request_):
     labels = request_["one_hot.labels"]
     good = {"one_hot.output": np.eye(10)[labels]}

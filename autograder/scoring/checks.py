@@ -212,12 +212,15 @@ def probes_to_run_alone(arrays: dict) -> list[str]:
     """The unit probes that the run of all probes together did not finish, to run again each alone.
 
     The step where that run stopped (a probe, or importing a module) is not
-    run again: it would only stop again, and the time limit is shared.
+    run again: it would only stop again, and the time limit is shared. Nor is a
+    probe that needs a module whose import raised: importing the same files again
+    raises the same error (a syntax error would otherwise cost one child per probe).
     """
     stopped_at = unfinished_step(arrays) or ""
     return [probe for probe in UNIT_CHECKS
             if f"done.{probe}" not in arrays and probe != stopped_at
-            and stopped_at.removeprefix("import_") not in PROBE_MODULES.get(probe, ("vae",))]
+            and stopped_at.removeprefix("import_") not in PROBE_MODULES.get(probe, ("vae",))
+            and not any(f"import_{module}.error" in arrays for module in PROBE_MODULES.get(probe, ("vae",)))]
 
 
 def error_of(result: dict, probe: str) -> str | None:
