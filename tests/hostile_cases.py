@@ -469,9 +469,20 @@ def blocks_result_paths(ctx: Context) -> Files:
     """)
 
 
+# Grader files that attacks try to read, as paths from the repository's root.
+GRADER_FILES = {"checks": "autograder/scoring/checks.py", "grade": "autograder/grading/grade.py"}
+
+
+def existing(path: Path) -> Path:
+    """``path``, which must exist: an attack on a file that is not there would pass without testing anything."""
+    if not path.exists():
+        raise FileNotFoundError(f"the attack's target {path} does not exist; update the case")
+    return path
+
+
 def reads_grader_files(ctx: Context) -> Files:
-    targets = [str(ctx.repo_dir / "autograder" / "checks.py"), str(ctx.repo_dir / "autograder" / "grade.py"),
-               str(ctx.repo_dir / "autograder" / "classifier.keras"), str(ctx.repo_dir / "hw" / "code" / "vae.py")]
+    targets = [str(existing(ctx.repo_dir / path)) for path in (GRADER_FILES["checks"], GRADER_FILES["grade"],
+                                                              "autograder/classifier.keras", "hw/code/vae.py")]
     vae = f'''"""Tries to read the grader's files and to show them in its feedback and its output."""
 import hashlib
 import os
@@ -792,7 +803,7 @@ EXPORT_ONLY_LAYER = """
 
 
 def graph_reads_files(ctx: Context) -> Files:
-    target = ctx.repo_dir / "autograder" / "checks.py"
+    target = existing(ctx.repo_dir / GRADER_FILES["checks"])
     return append(reference(), "vae.py", f"""
         def _effect():
             return tf.strings.length(tf.io.read_file({str(target)!r}))
@@ -1107,6 +1118,24 @@ SABOTAGED = Case("sabotaged", "sabotage", "train_vae trains on one batch of an e
                  one_batch_of_long_epochs)
 
 
+# The reference graded a second time, in a grader process of its own: the grades must be identical.
+REFERENCE_AGAIN = Case("reference_again", "reference", "the reference solution, graded again", lambda ctx: reference())
+
+
+def eager_only_call(ctx: Context) -> Files:
+    """An eager training loop whose VAE calls ``.numpy()`` in ``call``: correct, but it cannot be traced."""
+    files = {path.name: path.read_text() for path in (REPO_DIR / "tests" / "submissions" / "eager").glob("*.py")}
+    return replace(files, "vae.py", "    def call(self, x):\n        h = self.encoder(x)",
+                   "    def call(self, x):\n        h = self.encoder(tf.constant(x.numpy()))")
+
+
+# Its models cannot be exported: the VAE's checks are scored from its child's own numbers, flagged unverified.
+# Its CVAE, trained for the tests' 128 steps, sits at the generation bar (88% of its samples recognised).
+UNEXPORTABLE = Case("eager_only_call", "unexportable", "the VAE's call() runs eagerly (.numpy()) and cannot be exported",
+                    eager_only_call, unchecked=frozenset(("cvae_generation",)),
+                    unverified=frozenset(("train_vae", "vae_training")))
+
+
 def write_submission(case: Case, folder: Path, context: Context) -> dict[str, str | bytes]:
     """Write the case's files into ``folder``; returns them (a removed file is left out)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -1124,8 +1153,7 @@ def grader_secrets() -> dict[str, str]:
     if solution_line not in (CODE_DIR / "vae.py").read_text():
         raise ValueError("the reference vae.py no longer holds the line the tests use as a secret")
     return {
-        "a line of autograder/scoring/checks.py": (REPO_DIR / "autograder" / "checks.py").read_text().splitlines()[0],
-        "a line of autograder/grading/grade.py": (REPO_DIR / "autograder" / "grade.py").read_text().splitlines()[0],
+        **{f"a line of {path}": (REPO_DIR / path).read_text().splitlines()[0] for path in GRADER_FILES.values()},
         "the classifier's SHA-256": CLASSIFIER_SHA256,
         "a line of the reference solution": solution_line,
     }

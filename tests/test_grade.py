@@ -107,10 +107,11 @@ def test_reference_gets_full_marks_with_the_full_budget(reference_full_grade):
     assert data["score"] == 100, {t["name"]: t["output"][:300] for t in data["tests"] if t["status"] != "passed"}
 
 
-def test_the_same_submission_and_seed_give_the_same_results(tmp_path, graded_pool):
-    """A second grade of the reference, here, gives the results of the pool's grade in another process."""
-    _, data, _ = grade_and_read(write_submission(tmp_path / "reference"), tmp_path, tiny_config())
+@pytest.mark.grades(hc.REFERENCE_AGAIN)
+def test_the_same_submission_and_seed_give_the_same_results(graded_pool):
+    """Two grades of the reference, each in a grader process of its own, give the same results."""
     first = json.loads(graded_pool.graded["reference"].results_text)
+    data = json.loads(graded_pool.graded[hc.REFERENCE_AGAIN.name].results_text)
     for results in (first, data):
         results.pop("execution_time")
     differing = [(test["name"], field, test[field], again[field]) for test, again in zip(first["tests"], data["tests"])
@@ -164,24 +165,15 @@ def test_the_generation_judge_answers_each_epoch_without_following_links(tmp_pat
     assert history[0] < 0.5 and history[1] > 0.95
 
 
-def test_a_model_that_cannot_be_exported_is_graded_and_marked_unverified(tmp_path):
+@pytest.mark.grades(hc.UNEXPORTABLE)
+def test_a_model_that_cannot_be_exported_is_graded_and_marked_unverified(graded_pool):
     """Eager-only code in the VAE's call (.numpy()) cannot be traced: its scores come from the child, flagged."""
-    import shutil
-
-    from autograder.grading.results import format_table
-
-    submission = tmp_path / "eager_only"
-    shutil.copytree(REPO_DIR / "tests" / "submissions" / "eager", submission)
-    vae_file = submission / "vae.py"
-    text = vae_file.read_text()
-    vae_file.write_text(text.replace("    def call(self, x):\n        h = self.encoder(x)",
-                                     "    def call(self, x):\n        h = self.encoder(tf.constant(x.numpy()))", 1))
-    assert vae_file.read_text() != text
-    tests, _, report = grade_and_read(submission, tmp_path, tiny_config())
+    graded = graded_pool.graded[hc.UNEXPORTABLE.name]
+    assert hc.evaluate(hc.UNEXPORTABLE, graded, graded_pool.baseline) == []
+    tests = {test["name"]: test for test in graded.results["tests"]}
     for name in ("train_vae", "VAE training"):
         assert tests[name]["extra_data"] == {"unverified": True}, name
         assert tests[name]["output"].startswith("Unverified: your model could not be exported"), name
         assert "numpy" in tests[name]["output"]
     assert "unverified" not in tests["CVAE generation"].get("extra_data", {})
     assert tests["train_vae"]["score"] == tests["train_vae"]["max_score"]
-    assert "* unverified" in format_table(report)

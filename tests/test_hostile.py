@@ -50,6 +50,7 @@ def test_the_reference_earns_every_check(graded_pool):
     assert graded_pool.baseline == {spec.key: spec.points for spec in CHECKS}
 
 
+@pytest.mark.grades(hc.SABOTAGED)
 def test_a_case_that_wrongly_loses_training_credit_fails_the_suite(graded_pool):
     """The sabotaged reference loses both training checks; judged as a case that keeps every check, it fails."""
     problems = hc.evaluate(hc.REFERENCE, graded_pool.graded[hc.SABOTAGED.name], graded_pool.baseline)

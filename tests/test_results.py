@@ -25,3 +25,12 @@ def test_table_lists_every_check_and_the_total():
     assert "one_hot" in table and "5/5" in table and "0/15" in table and "FAIL" in table
     assert "Expected 12.0, got 3 ." in table
     assert table.splitlines()[-1].startswith("total") and "5/20" in table
+
+
+def test_an_unverified_check_is_marked_in_the_table_and_the_results():
+    report = Report(tests=[TestResult("train_vae", 10, 10, "Unverified: ...", unverified=True),
+                           TestResult("one_hot", 5, 5, "ok")])
+    table = format_table(report)
+    assert "ok*" in table and "* unverified" in table
+    assert "*" not in format_table(Report(tests=[TestResult("one_hot", 5, 5, "ok")]))
+    assert report.tests[0].as_gradescope()["extra_data"] == {"unverified": True}
