@@ -41,3 +41,16 @@ def test_an_error_names_the_submissions_frames_and_none_of_pythons_import_machin
     text = harness.describe_error(caught.value)
     assert "SyntaxError" in text and "broken_module.py" in text
     assert "<frozen" not in text and "importlib" not in text
+
+
+@pytest.mark.slow
+def test_tensorflow_loads_without_pyplot_and_the_submission_can_still_import_it():
+    import subprocess
+    import sys
+
+    code = ("import sys; import harness; harness.import_tensorflow_without_pyplot(); "
+            "assert 'tensorflow' in sys.modules and 'matplotlib.pyplot' not in sys.modules; "
+            "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; plt.figure(); print('drawn')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=harness.__file__.rpartition("/")[0],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "drawn", done.stderr[-2000:]
