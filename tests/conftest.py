@@ -1,5 +1,4 @@
 import json
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,27 +19,19 @@ def pytest_report_header(config):
 
 
 @pytest.fixture(scope="session")
-def reference_full_grade(tmp_path_factory) -> dict:
+def reference_full_grade(graded_pool) -> dict:
     """The reference solution graded once per session with the real default budget: its results.json data.
 
-    It uses the seed the stored reference statistics were measured with
-    (``reference_stats.DEFAULT_SEED``), so that the same grade also shows whether they are current.
+    It is graded in the pool (``hostile_cases.REFERENCE_FULL``) with the seed the stored reference
+    statistics were measured with (``reference_stats.DEFAULT_SEED``), so that the same grade also
+    shows whether they are current.
     """
-    from autograder.config import GradeConfig
-    from autograder.grading.grade import grade
-    from autograder.scoring.reference_stats import DEFAULT_SEED
-    from helpers import CODE_DIR, require_mnist_dir
+    import hostile_cases as hc
 
-    require_mnist_dir()
-    work = tmp_path_factory.mktemp("reference-full")
-    submission = work / "reference"
-    submission.mkdir()
-    for name in ("vae.py", "assignment.py"):
-        shutil.copyfile(CODE_DIR / name, submission / name)
-    report = grade(submission, work / "results.json", GradeConfig(seed=DEFAULT_SEED), log=lambda line: None)
-    data = json.loads((work / "results.json").read_text())
-    assert data["score"] == report.score
-    return data
+    graded = graded_pool.graded[hc.REFERENCE_FULL.name]
+    assert graded.returncode == 0 and graded.results is not None, graded.stderr[-3000:]
+    assert graded.results["score"] == json.loads(graded.stdout.strip().splitlines()[-1])["score"]
+    return graded.results
 
 
 @dataclass
@@ -71,9 +62,12 @@ def graded_pool(request, tmp_path_factory) -> Pool:
                 if hasattr(item, "callspec") and "case_name" in item.callspec.params}
     cases = [hc.REFERENCE] + [case for name, case in hc.CASES_BY_NAME.items()
                               if name in selected and hc.runnable(case, available)]
-    # Cases outside the suite's own, which a test asks for with @pytest.mark.grades(case, ...).
+    # Cases outside the suite's own, which a test asks for with @pytest.mark.grades(case, ...) or, for the
+    # reference's full-budget grade, through the reference_full_grade fixture.
     extra = {case.name: case for item in request.session.items for marker in item.iter_markers("grades")
              for case in marker.args}
+    if any("reference_full_grade" in item.fixturenames for item in request.session.items):
+        extra[hc.REFERENCE_FULL.name] = hc.REFERENCE_FULL
     cases += [case for name, case in extra.items() if name not in selected]
     graded = hc.grade_cases(cases, tmp_path_factory.mktemp("graded"), hc.PYTHON, hc.WORKERS)
     return Pool(available, graded, hc.baseline_scores(graded["reference"]))

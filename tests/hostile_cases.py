@@ -46,6 +46,7 @@ from autograder.scoring.classifier import CLASSIFIER_SHA256  # noqa: E402
 from autograder.config import GradeConfig  # noqa: E402
 from autograder.grading.grade import SCORED_MODELS  # noqa: E402
 from autograder.children.harness import PROBES  # noqa: E402
+from autograder.scoring.reference_stats import DEFAULT_SEED  # noqa: E402
 from autograder.scoring.requests import unit_request  # noqa: E402
 import population  # noqa: E402
 from helpers import TEST_SEED, live_processes_with  # noqa: E402
@@ -91,7 +92,8 @@ def peak_mb():
 
 report, error = None, None
 try:
-    report = grade(Path(sys.argv[1]), Path(sys.argv[2]), GradeConfig.for_tests(int(sys.argv[3])), log=log)
+    config = GradeConfig(seed=int(sys.argv[3])) if sys.argv[4] == "full" else GradeConfig.for_tests(int(sys.argv[3]))
+    report = grade(Path(sys.argv[1]), Path(sys.argv[2]), config, log=log)
 except GraderError as exc:
     error = str(exc)
 print(json.dumps({
@@ -164,6 +166,9 @@ class Case:
     alone: bool = False
     # Checks that must come back marked unverified (scored from the child's own numbers, for a TA to review).
     unverified: frozenset[str] = frozenset()
+    # "tests": GradeConfig.for_tests() and the session's seed; "full": the real budget and the seed of the
+    # stored reference statistics.
+    budget: str = "tests"
 
 
 # Building the submissions.
@@ -1118,6 +1123,10 @@ SABOTAGED = Case("sabotaged", "sabotage", "train_vae trains on one batch of an e
                  one_batch_of_long_epochs)
 
 
+# The reference graded with the real budget and the seed of the stored reference statistics.
+REFERENCE_FULL = Case("reference_full", "reference", "the reference solution, graded with the real budget",
+                      lambda ctx: reference(), budget="full")
+
 # The reference graded a second time, in a grader process of its own: the grades must be identical.
 REFERENCE_AGAIN = Case("reference_again", "reference", "the reference solution, graded again", lambda ctx: reference())
 
@@ -1198,9 +1207,10 @@ def grade_case(case: Case, work: Path, repo_dir: Path, port: int, python: str, e
     folder = work / case.name
     files = write_submission(case, folder / "submission", context)
     results = folder / "results" / "results.json"
-    limit = GradeConfig.for_tests(TEST_SEED).total_seconds + RUNNER_GRACE_SECONDS
+    config, seed = (GradeConfig(), DEFAULT_SEED) if case.budget == "full" else (GradeConfig.for_tests(TEST_SEED), TEST_SEED)
+    limit = config.total_seconds + RUNNER_GRACE_SECONDS
     began = time.monotonic()
-    process = subprocess.Popen([python, "-c", RUNNER, str(folder / "submission"), str(results), str(TEST_SEED)],
+    process = subprocess.Popen([python, "-c", RUNNER, str(folder / "submission"), str(results), str(seed), case.budget],
                                cwd=repo_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = process.communicate(timeout=limit)
@@ -1230,7 +1240,8 @@ def grade_cases(cases: list[Case], work: Path, python: str, workers: int = 2,
             return graded
 
         # The longest cases first, so that they overlap with the many short ones.
-        ordered = sorted((case for case in cases if not case.alone), key=lambda case: case.group != "runaway")
+        ordered = sorted((case for case in cases if not case.alone),
+                         key=lambda case: (case.budget != "full", case.group != "runaway"))
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             graded = list(pool.map(job, ordered))
         graded += [job(case) for case in cases if case.alone]
