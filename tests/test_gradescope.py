@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from autograder.scoring.checks import CHECKS_BY_KEY
-from autograder.tools.gradescope import build_zip
+from autograder.tools.gradescope import SETUP_SH, build_zip
 from helpers import CODE_DIR, assert_valid_gradescope, require_mnist_dir
 
 
@@ -58,5 +58,26 @@ def test_run_autograder_grades_the_reference_in_an_autograder_layout(tmp_path):
     results = json.loads((root / "results" / "results.json").read_text())
     assert_valid_gradescope(results)
     assert results["score"] == 100, [t["output"][:200] for t in results["tests"] if t["status"] != "passed"]
+    # The isolation the grader reports is the one this machine allows the zip's interpreter.
+    assert results["extra_data"]["isolation"]["user"] == ("unprivileged" if nobody_can_start(sys.executable)
+                                                           else "the grader's")
     generation = {test["name"]: test for test in results["tests"]}[CHECKS_BY_KEY["cvae_generation"].name]
     assert generation["output_format"] == "html" and "data:image/png;base64," in generation["output"]
+
+
+def nobody_can_start(python: str) -> bool:
+    """Whether this process is root and the user ``nobody`` can start ``python`` (with NumPy)."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        done = subprocess.run([python, "-I", "-c", "import numpy"], user="nobody", cwd="/", capture_output=True,
+                              timeout=120)
+    except (KeyError, OSError):
+        return False
+    return done.returncode == 0
+
+
+def test_setup_makes_the_environment_from_the_interpreter_it_installs():
+    # A python3 found first on PATH may live under a private folder that the children's user cannot enter.
+    venv_lines = [line for line in SETUP_SH.splitlines() if "-m venv" in line]
+    assert venv_lines == ["/usr/bin/python3 -m venv /autograder/venv"]

@@ -139,6 +139,10 @@ class Grader:
         if not network_isolation_available():
             log("warning: children share the grader's network (cutting it off takes root and a platform "
                 "that allows network namespaces)")
+        # How the children that run student code are isolated here, for the log and the results' extra data.
+        self.isolation = {"user": "unprivileged" if self.run_as else "the grader's",
+                          "network": "cut off" if network_isolation_available() else "shared"}
+        log(f"children run as {self.isolation['user']} user, network {self.isolation['network']}")
 
     def _child_user(self) -> str | None:
         """``"auto"`` (an unprivileged user when root) if that user can start Python, else None.
@@ -577,7 +581,7 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
     # How each child that ran the submission ended (ChildResult.status), for the instructor's gradebook.
     statuses = {f"units.{name}": run.child.status for name, run in unit_runs.items()}
     statuses.update(vae=vae_run.child.status, cvae=cvae_run.child.status)
-    return Report(tests=tests, output=" ".join(output), extra_data={"runs": statuses})
+    return Report(tests=tests, output=" ".join(output), extra_data={"runs": statuses, "isolation": grader.isolation})
 
 
 def generation_outcome(arrays: dict, request: dict, detail: str, config: GradeConfig, train_images,

@@ -16,7 +16,9 @@ SETUP_SH = """#!/usr/bin/env bash
 set -euo pipefail
 cd "$(dirname "$0")"
 apt-get update -q && apt-get install -y -q python3 python3-venv python3-pip
-python3 -m venv /autograder/venv
+# The interpreter apt installed, not whichever python3 comes first on PATH: one under a private folder
+# (a pyenv under /root) cannot be started by the unprivileged user that runs the submission's code.
+/usr/bin/python3 -m venv /autograder/venv
 /autograder/venv/bin/python -m pip install -q --upgrade pip
 /autograder/venv/bin/python -m pip install -q -r autograder/requirements.txt
 # Put verified MNIST arrays in the grader's cache (Keras's download works on Gradescope).
