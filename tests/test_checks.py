@@ -204,6 +204,32 @@ def test_cvae_forward_check_detects_a_decoder_that_ignores_the_label(request_):
     assert "[0, 1]" in checks.check_cvae_forward(out_of_range, request_, "").feedback
 
 
+def test_a_slip_in_one_output_costs_that_outputs_share_of_the_forward_checks(request_):
+    """A decoder that returns flat (N, 784) images, with call() reshaping x_hat right, loses the decoder's
+    share (a fifth) of each forward check; one that also ignores the label loses that part as well."""
+    n, latent = len(request_["forward.x"]), int(request_["forward.latent_size"])
+    rows = len(request_["forward.z"])
+    rng = np.random.default_rng(2)
+
+    def outputs(probe, decoded_rows, decoded):
+        return {f"{probe}.x_hat": rng.uniform(size=(n, 1, 28, 28)), f"{probe}.mu": np.zeros((n, latent)),
+                f"{probe}.logvar": np.zeros((n, latent)), f"{probe}.decoded": decoded.reshape(decoded_rows, 784)}
+
+    flat_vae = checks.check_vae_forward(outputs("vae_forward", rows, rng.uniform(size=(rows, 784))), request_, "")
+    assert flat_vae.fraction == pytest.approx(0.8) and f"({rows}, 784)" in flat_vae.feedback
+    varied = rng.uniform(size=(rows * 10, 784))
+    flat_cvae = checks.check_cvae_forward(outputs("cvae_forward", rows * 10, varied), request_, "")
+    assert flat_cvae.fraction == pytest.approx(0.8) and "ignores the label" not in flat_cvae.feedback
+    same = np.repeat(rng.uniform(size=(rows, 1, 784)), 10, axis=1)
+    both = checks.check_cvae_forward(outputs("cvae_forward", rows * 10, same), request_, "")
+    assert both.fraction == pytest.approx(0.8 * 0.6) and f"({rows * 10}, 784)" in both.feedback
+    assert "ignores the label" in both.feedback
+    # An x_hat outside [0, 1] (no sigmoid) costs x_hat's share; a decoder with the same output, its own too.
+    raw = outputs("vae_forward", rows, rng.uniform(size=(rows, 784)) * 3)
+    raw["vae_forward.x_hat"] = raw["vae_forward.x_hat"] * 3
+    assert checks.check_vae_forward(raw, request_, "").fraction == pytest.approx(0.4)
+
+
 def test_generation_check_gates_on_diversity_and_copies():
     rng = np.random.default_rng(0)
     train = rng.integers(0, 256, size=(500, 28, 28), dtype=np.uint8)

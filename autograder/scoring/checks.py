@@ -369,25 +369,38 @@ def check_loss_function(result, request, child_detail) -> Outcome:
                   f"({int(correct.sum())} of {count} batches right). Likely: {cause}")
 
 
-def _check_forward(result, request, child_detail, probe, decoded_shape) -> tuple[Outcome | None, list[str]]:
+# Each output's share of a forward-pass check: the model's own output weighs most, and a slip in one
+# output (a decoder that returns flat (N, 784) images) costs its share, not the whole check.
+FORWARD_SHARES = {"x_hat": 0.4, "mu": 0.2, "logvar": 0.2, "decoded": 0.2}
+
+
+def _check_forward(result, request, child_detail, probe, decoded_shape) -> tuple[Outcome | None, dict[str, str]]:
+    """A missing result's outcome, or the problems of each output (name -> what is wrong)."""
     x_hat = array(result, f"{probe}.x_hat")
     if x_hat is None:
-        return missing_result(result, probe, child_detail), []
+        return missing_result(result, probe, child_detail), {}
     n = len(request["forward.x"])
     latent = int(request["forward.latent_size"])
     want = {"x_hat": (n, 1, 28, 28), "mu": (n, latent), "logvar": (n, latent), "decoded": decoded_shape}
-    problems = []
+    problems = {}
     for name, shape in want.items():
         value = array(result, f"{probe}.{name}")
         if value is None or value.shape != shape:
             got = "nothing" if value is None else shape_text(value.shape)
-            problems.append(f"{name} should have shape {shape_text(shape)}, got {got}")
+            problems[name] = f"{name} should have shape {shape_text(shape)}, got {got}"
         elif not np.isfinite(value).all():
-            problems.append(f"{name} contains NaN or infinite values")
+            problems[name] = f"{name} contains NaN or infinite values"
         elif name in ("x_hat", "decoded") and (value.min() < -1e-6 or value.max() > 1 + 1e-6):
-            problems.append(f"{name} should be probabilities in [0, 1] (a sigmoid output), "
-                            f"got values from {value.min():.3f} to {value.max():.3f}")
+            problems[name] = (f"{name} should be probabilities in [0, 1] (a sigmoid output), "
+                              f"got values from {value.min():.3f} to {value.max():.3f}")
     return None, problems
+
+
+def forward_feedback(model: str, problems: dict[str, str]) -> tuple[float, str]:
+    """The fraction the forward pass keeps and what is wrong, from each output's problems."""
+    lost = sum(FORWARD_SHARES[name] for name in problems)
+    shares = ", ".join(f"{name} {FORWARD_SHARES[name]:.0%}" for name in problems)
+    return 1.0 - lost, f"With {model}: " + "; ".join(problems.values()) + f" (the check's share of each: {shares})."
 
 
 def check_vae_forward(result, request, child_detail) -> Outcome:
@@ -396,8 +409,9 @@ def check_vae_forward(result, request, child_detail) -> Outcome:
     if outcome:
         return outcome
     if problems:
-        return failed("With VAE(784, latent_size=%d): " % int(request["forward.latent_size"])
-                      + "; ".join(problems) + ".", fraction=0.0)
+        fraction, feedback = forward_feedback("VAE(784, latent_size=%d)" % int(request["forward.latent_size"]),
+                                              problems)
+        return failed(feedback, fraction=fraction)
     return passed("model(x) returns x_hat (N, 1, 28, 28) in [0, 1], mu and logvar (N, Z); "
                   "model.decoder(z) returns (N, 1, 28, 28).")
 
@@ -408,15 +422,22 @@ def check_cvae_forward(result, request, child_detail) -> Outcome:
                                        (z_rows * NUM_CLASSES, 1, 28, 28))
     if outcome:
         return outcome
+    fraction, feedback = 1.0, ""
     if problems:
-        return failed("With CVAE(784, 10, latent_size=%d): " % int(request["forward.latent_size"])
-                      + "; ".join(problems) + ".")
-    decoded = array(result, "cvae_forward.decoded").reshape(z_rows, NUM_CLASSES, -1)
-    spread = np.abs(decoded - decoded.mean(axis=1, keepdims=True)).max(axis=(1, 2))
-    if (spread < 1e-6).any():
-        return failed("Shapes are right, but decoding the same z with the ten different labels gives the same "
-                      "image: the decoder ignores the label. Feed concat([z, c]) through the decoder "
-                      "(use every column of its input).", fraction=0.6)
+        fraction, feedback = forward_feedback(
+            "CVAE(784, 10, latent_size=%d)" % int(request["forward.latent_size"]), problems)
+    # Whether the label changes the image is judged on any finite output of the right size (a flat one too).
+    decoded = array(result, "cvae_forward.decoded")
+    if decoded is not None and decoded.size == z_rows * NUM_CLASSES * 28 * 28 and np.isfinite(decoded).all():
+        decoded = decoded.reshape(z_rows, NUM_CLASSES, -1)
+        spread = np.abs(decoded - decoded.mean(axis=1, keepdims=True)).max(axis=(1, 2))
+        if (spread < 1e-6).any():
+            fraction *= 0.6
+            feedback = (feedback + " Decoding" if feedback else "Shapes are right, but decoding") + (
+                " the same z with the ten different labels gives the same image: the decoder ignores "
+                "the label. Feed concat([z, c]) through the decoder (use every column of its input).")
+    if fraction < 1.0:
+        return failed(feedback, fraction=fraction)
     return passed("Shapes are right, and the decoder's output changes with the label.")
 
 
