@@ -410,3 +410,35 @@ def test_available_cpus_reads_the_cgroup_cpu_quota(tmp_path):
         assert float(done.stdout) == 0.5
     finally:
         group.rmdir()
+
+
+@pytest.mark.slow
+def test_a_child_stopped_by_the_containers_memory_limit_is_told_so(python, workdir):
+    """In a box of 300 MB (a cgroup, as a container is), the kernel's out-of-memory killer stops a child long
+    before the grader's own 4,000 MB limit: the result says memory, the box's limit and the child's use."""
+    import importlib.util
+    import json
+    import subprocess
+
+    spec = importlib.util.spec_from_file_location("box", Path(__file__).resolve().parents[1] / "bench" / "box.py")
+    box = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(box)
+    hog = "import time\nchunks = []\nwhile True:\n    chunks.append(b'x' * (20 * 2**20))\n    time.sleep(0.02)\n"
+    grader = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from autograder.grading.sandbox import Limits, run_child\n"
+        f"result = run_child([{python!r}, '-c', {hog!r}], {str(workdir)!r}, "
+        "Limits(wall_seconds=60, memory_mb=4000, address_space_mb=None))\n"
+        "print(json.dumps({'status': result.status, 'detail': result.detail, 'peak': result.peak_rss_mb}))\n")
+    try:
+        with box.Box(box.BoxSize(2.0, 300)) as limited:
+            done = subprocess.run(limited.wrap([sys.executable, "-c", grader]), capture_output=True, text=True,
+                                  timeout=120)
+            assert limited.oom_kills() >= 1, done.stdout + done.stderr
+    except box.BoxError as error:
+        pytest.skip(str(error))
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == "memory", result
+    assert "memory limit of the machine that grades it (300 MB" in result["detail"], result
+    assert 100 < result["peak"] <= 300 and f"had used {result['peak']:.0f} MB" in result["detail"], result

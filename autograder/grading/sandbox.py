@@ -37,6 +37,7 @@ import signal
 import subprocess
 import threading
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -492,6 +493,54 @@ def _cgroup_cpu_quota() -> float | None:
     return None
 
 
+@dataclass(frozen=True)
+class MemoryCgroup:
+    """The memory cgroup this process is charged to (a container's limit), v2 or v1."""
+
+    folder: Path
+    version: int
+
+    def oom_kills(self) -> int | None:
+        """How many processes the kernel's out-of-memory killer has stopped in it, or None if unknown."""
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
+        try:
+            lines = (self.folder / name).read_text().splitlines()
+        except OSError:
+            return None
+        return next((int(line.split()[1]) for line in lines if line.startswith("oom_kill ")), None)
+
+    def limit_mb(self) -> float | None:
+        """Its memory limit in MB, or None when unlimited or unknown."""
+        try:
+            text = (self.folder / ("memory.max" if self.version == 2 else "memory.limit_in_bytes")).read_text()
+        except OSError:
+            return None
+        value = text.strip()
+        # cgroup v1 writes "no limit" as a number near 2**63.
+        return None if value == "max" or not value.isdigit() or int(value) >= 2**60 else int(value) / _MB
+
+
+def memory_cgroup() -> MemoryCgroup | None:
+    """This process's memory cgroup, where the files that count its out-of-memory kills can be read."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            roots, version, probe = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified")), 2, "memory.events"
+        elif "memory" in controllers.split(","):
+            roots, version, probe = (Path("/sys/fs/cgroup") / controllers,), 1, "memory.oom_control"
+        else:
+            continue
+        for root in roots:
+            for folder in (root / path.lstrip("/"), root):
+                if (folder / probe).is_file():
+                    return MemoryCgroup(folder, version)
+    return None
+
+
 def available_cpus() -> float:
     """The CPUs this process can use: its affinity, capped by its cgroup's CPU quota."""
     cores = float(len(os.sched_getaffinity(0)))
@@ -678,6 +727,9 @@ def run_child(
         return ChildResult("error", None, 0.0, "", 0.0, f"could not be started: {exc}")
 
     lock_fd = _share_sweep_lock(ids)
+    # The container's out-of-memory killer leaves no trace but SIGKILL; its counter tells it apart.
+    cgroup = memory_cgroup()
+    oom_kills = cgroup.oom_kills() if cgroup else None
     try:
         with _ACTIVE_LOCK:
             try:
@@ -701,13 +753,25 @@ def run_child(
             _active_children += 1
 
         try:
-            return _supervise(proc, limits, token, ids, started, lock_fd)
+            result = _supervise(proc, limits, token, ids, started, lock_fd)
+            if result.returncode == -signal.SIGKILL and result.status == "signal" and oom_kills is not None \
+                    and (cgroup.oom_kills() or 0) > oom_kills:
+                result = dataclasses.replace(result, status="memory", detail=container_memory_detail(
+                    cgroup.limit_mb(), result.peak_rss_mb))
+            return result
         finally:
             with _ACTIVE_LOCK:
                 _active_children -= 1
     finally:
         if lock_fd is not None:
             os.close(lock_fd)
+
+
+def container_memory_detail(limit_mb: float | None, peak_mb: float) -> str:
+    """What a child stopped by the container's out-of-memory killer is told, and what to do."""
+    limit = f"{limit_mb:.0f} MB for the grader and all it runs, " if limit_mb else ""
+    return (f"was stopped by the memory limit of the machine that grades it ({limit}of which it had used "
+            f"{peak_mb:.0f} MB; a smaller network needs less memory, and the course staff can raise the limit)")
 
 
 def _share_sweep_lock(ids: tuple[int, int] | None) -> int | None:
