@@ -73,6 +73,9 @@ class GradeConfig:
                                                                 max_processes=512))
     # The whole grade, children included, ends within this time (Gradescope's limit is 600 s).
     total_seconds: float = 560.0
+    # The memory the README recommends giving the autograder (the machine's or container's limit, for the
+    # grader and every child together); below it, every grade says so in its log and its results.
+    recommended_memory_mb: int = 2048
     # Seconds kept for the CVAE's child whatever the VAE's child does. Within what is left, the
     # VAE's child starts no epoch unless one more epoch of the CVAE (as long as its own last epoch)
     # and the CVAE child's start-up still fit after it; the CVAE gets whatever the VAE leaves.

@@ -58,6 +58,7 @@ def test_run_autograder_grades_the_reference_in_an_autograder_layout(tmp_path):
     results = json.loads((root / "results" / "results.json").read_text())
     assert_valid_gradescope(results)
     assert results["score"] == 100, [t["output"][:200] for t in results["tests"] if t["status"] != "passed"]
+    assert results["extra_data"]["machine"]["cpus"] > 0
     # The isolation the grader reports is the one this machine allows the zip's interpreter.
     assert results["extra_data"]["isolation"]["user"] == ("unprivileged" if nobody_can_start(sys.executable)
                                                            else "the grader's")

@@ -442,3 +442,34 @@ def test_a_child_stopped_by_the_containers_memory_limit_is_told_so(python, workd
     assert result["status"] == "memory", result
     assert "memory limit of the machine that grades it (300 MB" in result["detail"], result
     assert 100 < result["peak"] <= 300 and f"had used {result['peak']:.0f} MB" in result["detail"], result
+
+
+def test_the_memory_cgroups_files_are_read_in_both_versions(tmp_path):
+    from autograder.grading.sandbox import MemoryCgroup
+
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    v1.mkdir()
+    v2.mkdir()
+    (v1 / "memory.limit_in_bytes").write_text(f"{768 * 2**20}\n")
+    (v1 / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n")
+    (v2 / "memory.max").write_text("max\n")
+    (v2 / "memory.events").write_text("low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n")
+    assert (MemoryCgroup(v1, 1).limit_mb(), MemoryCgroup(v1, 1).oom_kills()) == (768, 3)
+    assert (MemoryCgroup(v2, 2).limit_mb(), MemoryCgroup(v2, 2).oom_kills()) == (None, 1)
+    (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert MemoryCgroup(v1, 1).limit_mb() is None
+    assert MemoryCgroup(tmp_path / "absent", 2).oom_kills() is None
+
+
+def test_a_grade_in_a_container_below_the_recommended_memory_says_so(tmp_path, monkeypatch):
+    from autograder.config import GradeConfig
+    from autograder.grading import grade
+    from autograder.grading.sandbox import MemoryCgroup
+
+    (tmp_path / "memory.limit_in_bytes").write_text(f"{768 * 2**20}\n")
+    monkeypatch.setattr(grade, "memory_cgroup", lambda: MemoryCgroup(tmp_path, 1))
+    machine, warnings = grade.machine_report(GradeConfig())
+    assert machine["memory_mb"] == 768 and machine["cpus"] > 0
+    assert len(warnings) == 1 and "768 MB, below the 2048 MB" in warnings[0]
+    (tmp_path / "memory.limit_in_bytes").write_text(f"{4096 * 2**20}\n")
+    assert grade.machine_report(GradeConfig())[1] == []

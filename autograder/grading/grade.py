@@ -37,8 +37,8 @@ from autograder.scoring.reference_stats import load_reference_stats
 from autograder.paths import CODE_DIR, PACKAGE_DIR, ensure_code_on_path
 from autograder.scoring.requests import load_result_file, save_request, scoring_request, training_request, unit_request
 from autograder.grading.results import Report, TestResult, write_results
-from autograder.grading.sandbox import (ChildResult, Limits, available_cpus, lock_down, network_isolation_available,
-                                prepare_workdir, run_child, unprivileged_user)
+from autograder.grading.sandbox import (ChildResult, Limits, available_cpus, lock_down, memory_cgroup,
+                                        network_isolation_available, prepare_workdir, run_child, unprivileged_user)
 from autograder.grading.submission import HARNESS_NAME, SubmissionError, copy_submission
 from autograder.grading.verification import VerifiedModels, run_models
 
@@ -96,6 +96,18 @@ def thread_settings(cpus: float) -> dict[str, str]:
     return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, "OMP_NUM_THREADS": threads}
 
 
+def machine_report(config: GradeConfig) -> tuple[dict, list[str]]:
+    """The CPUs and memory this grade runs with (the container's, where it sets them), and warnings."""
+    cgroup = memory_cgroup()
+    memory_mb = cgroup.limit_mb() if cgroup else None
+    machine = {"cpus": round(available_cpus(), 2), "memory_mb": None if memory_mb is None else round(memory_mb)}
+    warnings = []
+    if memory_mb is not None and memory_mb < config.recommended_memory_mb:
+        warnings.append(f"this machine's memory limit is {memory_mb:.0f} MB, below the {config.recommended_memory_mb} "
+                        "MB the grader needs for large networks; a run it stops for memory says so in the feedback")
+    return machine, warnings
+
+
 def result_file_refused(path: Path) -> bool:
     """Whether a result file is there but ``load_result_file`` found nothing to read in it.
 
@@ -143,6 +155,9 @@ class Grader:
         self.isolation = {"user": "unprivileged" if self.run_as else "the grader's",
                           "network": "cut off" if network_isolation_available() else "shared"}
         log(f"children run as {self.isolation['user']} user, network {self.isolation['network']}")
+        self.machine, self.warnings = machine_report(config)
+        for warning in self.warnings:
+            log(f"warning: {warning}")
 
     def _child_user(self) -> str | None:
         """``"auto"`` (an unprivileged user when root) if that user can start Python, else None.
@@ -581,7 +596,9 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
     # How each child that ran the submission ended (ChildResult.status), for the instructor's gradebook.
     statuses = {f"units.{name}": run.child.status for name, run in unit_runs.items()}
     statuses.update(vae=vae_run.child.status, cvae=cvae_run.child.status)
-    return Report(tests=tests, output=" ".join(output), extra_data={"runs": statuses, "isolation": grader.isolation})
+    return Report(tests=tests, output=" ".join(output),
+                  extra_data={"runs": statuses, "isolation": grader.isolation, "machine": grader.machine,
+                              **({"warnings": grader.warnings} if grader.warnings else {})})
 
 
 def generation_outcome(arrays: dict, request: dict, detail: str, config: GradeConfig, train_images,
