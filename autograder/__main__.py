@@ -43,8 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     similarity.add_argument("--reference", type=Path, action="append", default=[], metavar="FOLDER",
                             help="a folder of past submissions to compare against (repeatable)")
 
-    build_zip = commands.add_parser("build-zip", help="build the Gradescope autograder zip")
+    build_zip = commands.add_parser(
+        "build-zip", help="build the Gradescope autograder zip",
+        description="Build the Gradescope autograder zip. Give the autograder 2 GB of memory on Gradescope: "
+                    "in the default 768 MB the largest networks (4 layers up to 1,024 units) can run out of "
+                    "memory; each grade says so when its container is below 2 GB.")
     build_zip.add_argument("out", type=Path)
+    build_zip.add_argument("--time-limit", type=float, default=10.0, metavar="MINUTES",
+                           help="the autograder timeout set on Gradescope (default 10, Gradescope's default; "
+                                "1 to 40): each grade plans its training to end 40 s before it")
 
     release = commands.add_parser("release", help="write the student release (stencil, handout, README)")
     release.add_argument("out_dir", type=Path, metavar="OUT_DIR")

@@ -11,7 +11,7 @@ from autograder.grading.results import format_table
 
 
 def config_from(args) -> GradeConfig:
-    config = GradeConfig()
+    config = GradeConfig.deployed()
     if getattr(args, "seed", None) is not None:
         config = dataclasses.replace(config, seed=args.seed)
     return config.small() if args.small else config
@@ -54,7 +54,11 @@ def command_similarity(args) -> int:
 def command_build_zip(args) -> int:
     from autograder.tools.gradescope import build_zip
 
-    path = build_zip(args.out)
+    if not 1 <= args.time_limit <= 40:
+        print(f"error: --time-limit must be between 1 and 40 minutes (Gradescope's range), got {args.time_limit:g}",
+              file=sys.stderr)
+        return 2
+    path = build_zip(args.out, time_limit_minutes=args.time_limit)
     print(f"wrote {path}")
     return 0
 

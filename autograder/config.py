@@ -6,6 +6,13 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from autograder.grading.sandbox import Limits
+from autograder.paths import PACKAGE_DIR
+
+# Written by ``build-zip --time-limit``: the autograder timeout the instructor sets on Gradescope.
+DEPLOYMENT_FILE = PACKAGE_DIR / "deployment.json"
+# Gradescope's default timeout, and what a grade leaves of any timeout for the container's start and upload.
+DEFAULT_TIME_LIMIT_SECONDS = 600.0
+PLATFORM_MARGIN_SECONDS = 40.0
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,9 @@ class GradeConfig:
     # A probe run alone, after the combined run of all probes did not finish.
     probe_limits: Limits = field(default_factory=lambda: Limits(wall_seconds=90.0, memory_mb=2500,
                                                                 max_processes=512))
-    # The whole grade, children included, ends within this time (Gradescope's limit is 600 s).
-    total_seconds: float = 560.0
+    # The whole grade, children included, ends within this time (Gradescope's default limit is 600 s;
+    # ``for_time_limit`` plans to another).
+    total_seconds: float = DEFAULT_TIME_LIMIT_SECONDS - PLATFORM_MARGIN_SECONDS
     # The memory the README recommends giving the autograder (the machine's or container's limit, for the
     # grader and every child together); below it, every grade says so in its log and its results.
     recommended_memory_mb: int = 2048
@@ -96,6 +104,23 @@ class GradeConfig:
     # Samples per digit that decide the early stop, and that are scored.
     samples_per_digit: int = 100
     scored_samples_per_digit: int = 200
+
+    def for_time_limit(self, seconds: float) -> "GradeConfig":
+        """The budget planned to a platform timeout of ``seconds``: the grade ends ``PLATFORM_MARGIN_SECONDS``
+        before it, and the training children get the time it adds (or lose what it takes away)."""
+        total = seconds - PLATFORM_MARGIN_SECONDS
+        train = self.train_limits.wall_seconds + total - self.total_seconds
+        return dataclasses.replace(self, total_seconds=total,
+                                   train_limits=dataclasses.replace(self.train_limits, wall_seconds=train))
+
+    @classmethod
+    def deployed(cls) -> "GradeConfig":
+        """The default config, planned to the timeout that ``build-zip`` recorded (``DEPLOYMENT_FILE``), if any."""
+        import json
+
+        if not DEPLOYMENT_FILE.is_file():
+            return cls()
+        return cls().for_time_limit(float(json.loads(DEPLOYMENT_FILE.read_text())["time_limit_seconds"]))
 
     def small(self) -> "GradeConfig":
         """The same checks with the small training budget and tighter time limits."""

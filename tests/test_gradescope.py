@@ -1,5 +1,6 @@
 """The Gradescope zip: unpacked into a folder laid out like /autograder/ and run on the reference."""
 
+import argparse
 import json
 import os
 import shutil
@@ -82,3 +83,30 @@ def test_setup_makes_the_environment_from_the_interpreter_it_installs():
     # A python3 found first on PATH may live under a private folder that the children's user cannot enter.
     venv_lines = [line for line in SETUP_SH.splitlines() if "-m venv" in line]
     assert venv_lines == ["/usr/bin/python3 -m venv /autograder/venv"]
+
+
+def test_the_zip_records_the_timeout_and_each_grade_plans_to_it(tmp_path, monkeypatch):
+    from autograder import cli, config
+    from autograder.config import GradeConfig
+
+    with zipfile.ZipFile(build_zip(tmp_path / "twenty.zip", time_limit_minutes=20)) as archive:
+        recorded = archive.read("autograder/deployment.json")
+    (tmp_path / "deployment.json").write_bytes(recorded)
+    monkeypatch.setattr(config, "DEPLOYMENT_FILE", tmp_path / "deployment.json")
+    planned = cli.config_from(argparse.Namespace(small=False, seed=None))
+    default = GradeConfig()
+    assert planned.total_seconds == 1200 - config.PLATFORM_MARGIN_SECONDS
+    # The time it adds goes to training; Gradescope's default timeout gives the default budget.
+    assert planned.train_limits.wall_seconds - default.train_limits.wall_seconds == 600
+    assert planned.unit_limits == default.unit_limits
+    assert GradeConfig().for_time_limit(config.DEFAULT_TIME_LIMIT_SECONDS) == default
+    monkeypatch.setattr(config, "DEPLOYMENT_FILE", tmp_path / "absent.json")
+    assert cli.config_from(argparse.Namespace(small=False, seed=None)) == default
+
+
+def test_build_zip_refuses_a_timeout_gradescope_does_not_offer(tmp_path, capsys):
+    from autograder.__main__ import main
+
+    assert main(["build-zip", str(tmp_path / "a.zip"), "--time-limit", "50"]) == 2
+    assert "between 1 and 40 minutes" in capsys.readouterr().err
+    assert not (tmp_path / "a.zip").exists()

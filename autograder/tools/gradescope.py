@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tempfile
 import zipfile
 from pathlib import Path
 
+from autograder.config import DEFAULT_TIME_LIMIT_SECONDS, DEPLOYMENT_FILE
 from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR
 from autograder.grading.submission import PROVIDED_MODULES
 
@@ -43,7 +45,8 @@ def archive_members() -> dict[str, Path]:
     members = {}
     for path in sorted(PACKAGE_DIR.rglob("*")):
         inside = path.relative_to(PACKAGE_DIR)
-        if path.suffix in (".py", ".keras", ".txt", ".json") and path.is_file() and "__pycache__" not in inside.parts:
+        if path.suffix in (".py", ".keras", ".txt", ".json") and path.is_file() and "__pycache__" not in inside.parts \
+                and path != DEPLOYMENT_FILE:
             members[f"autograder/{inside.as_posix()}"] = path
     for module in PROVIDED_MODULES:
         members[f"hw/code/{module}"] = CODE_DIR / module
@@ -51,8 +54,12 @@ def archive_members() -> dict[str, Path]:
     return members
 
 
-def build_zip(out: Path) -> Path:
-    """Write the Gradescope autograder zip to ``out`` (atomically) and return its path."""
+def build_zip(out: Path, time_limit_minutes: float = DEFAULT_TIME_LIMIT_SECONDS / 60) -> Path:
+    """Write the Gradescope autograder zip to ``out`` (atomically) and return its path.
+
+    ``time_limit_minutes``: the autograder timeout set on Gradescope, recorded in the zip
+    (``config.DEPLOYMENT_FILE``) so that every grade plans its budget to it.
+    """
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".autograder-", suffix=".zip")
@@ -66,6 +73,8 @@ def build_zip(out: Path) -> Path:
                 archive.writestr(info, text)
             for name, path in archive_members().items():
                 archive.write(path, name)
+            archive.writestr(f"autograder/{DEPLOYMENT_FILE.name}",
+                             json.dumps({"time_limit_seconds": time_limit_minutes * 60}) + "\n")
             # A fresh secret per archive (never in the student release): every input of every grade is
             # drawn from it and the submission's files (grade.grade_seeds).
             secret = zipfile.ZipInfo("autograder/secret")
