@@ -94,7 +94,8 @@ def test_the_grader_never_imports_tensorflow_itself(tmp_path):
     code = (
         "import sys, json; from pathlib import Path\n"
         "from autograder.grading.grade import unit_request, training_request, load_result_file\n"
-        "from autograder import checks, results, submission, sandbox\n"
+        "from autograder.scoring import checks\n"
+        "from autograder.grading import results, submission, sandbox\n"
         "print(json.dumps('tensorflow' in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True, text=True, check=True)
