@@ -210,6 +210,7 @@ def test_memory_hog_is_stopped(python, workdir):
     began = time.monotonic()
     result = run_code(python, workdir, code, limits=limits)
     assert result.status == "memory", result
+    assert "more than 200 MB of memory, the grader's limit" in result.detail and "smaller network" in result.detail
     assert result.peak_rss_mb > 200
     assert time.monotonic() - began < 5.0
 

@@ -675,7 +675,8 @@ def _classify(
     if killed and reason == "timeout":
         return "timeout", f"ran past its {limits.wall_seconds:g} s time limit and was stopped"
     if killed and reason == "memory":
-        return "memory", f"used more than {limits.memory_mb} MB of memory and was stopped"
+        return "memory", (f"used more than {limits.memory_mb} MB of memory, the grader's limit for one run, and was "
+                          "stopped (a smaller network needs less memory)")
     if killed and reason == "processes":
         return "processes", f"started more than {limits.max_processes} processes and was stopped"
     if returncode == 0:
