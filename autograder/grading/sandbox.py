@@ -463,33 +463,39 @@ def _read_quota(folder: Path, version: int) -> tuple[str, str] | None:
         return None
 
 
-def _cgroup_cpu_quota() -> float | None:
-    """The CPUs this process's cgroup may use (its CFS quota over its period), or None when unlimited.
+def _own_cgroups(controller: str) -> list[tuple[Path, int]]:
+    """Where this process's cgroup of ``controller`` may be, in order, each with its cgroup version.
 
-    Reads cgroup v2's ``cpu.max`` or v1's ``cpu.cfs_quota_us`` at the path
-    ``/proc/self/cgroup`` names, then at the hierarchy's root (a container
-    sees its own cgroup there).
+    The path ``/proc/self/cgroup`` names under each hierarchy, then the hierarchy's root (a container
+    sees its own cgroup there); cgroup v2 at ``/sys/fs/cgroup`` or, on a hybrid system, its
+    ``unified`` mount.
     """
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
-        return None
+        return []
+    found = []
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if controllers == "":
-            root, version = Path("/sys/fs/cgroup"), 2
-        elif "cpu" in controllers.split(","):
-            root, version = Path("/sys/fs/cgroup") / controllers, 1
+            roots, version = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified")), 2
+        elif controller in controllers.split(","):
+            roots, version = (Path("/sys/fs/cgroup") / controllers,), 1
         else:
             continue
-        for folder in (root / path.lstrip("/"), root):
-            found = _read_quota(folder, version)
-            if found is None:
-                continue
-            quota, period = found
-            if quota in ("max", "-1"):
-                break
-            return int(quota) / int(period)
+        found += [(folder, version) for root in roots for folder in (root / path.lstrip("/"), root)]
+    return found
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """The CPUs this process's cgroup may use (its CFS quota over its period), or None when unlimited.
+
+    Reads cgroup v2's ``cpu.max`` or v1's ``cpu.cfs_quota_us`` (``_own_cgroups``).
+    """
+    for folder, version in _own_cgroups("cpu"):
+        found = _read_quota(folder, version)
+        if found is not None and found[0] not in ("max", "-1"):
+            return int(found[0]) / int(found[1])
     return None
 
 
@@ -522,22 +528,9 @@ class MemoryCgroup:
 
 def memory_cgroup() -> MemoryCgroup | None:
     """This process's memory cgroup, where the files that count its out-of-memory kills can be read."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if controllers == "":
-            roots, version, probe = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified")), 2, "memory.events"
-        elif "memory" in controllers.split(","):
-            roots, version, probe = (Path("/sys/fs/cgroup") / controllers,), 1, "memory.oom_control"
-        else:
-            continue
-        for root in roots:
-            for folder in (root / path.lstrip("/"), root):
-                if (folder / probe).is_file():
-                    return MemoryCgroup(folder, version)
+    for folder, version in _own_cgroups("memory"):
+        if (folder / ("memory.events" if version == 2 else "memory.oom_control")).is_file():
+            return MemoryCgroup(folder, version)
     return None
 
 
