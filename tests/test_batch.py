@@ -47,7 +47,8 @@ def test_grade_all_writes_a_row_per_submission_even_for_broken_ones(tmp_path):
     rows = gradebook(out)
     assert set(rows) == {"alice", "bob", "carol.zip"}
     assert list(next(csv.reader(out.open()))) == ["submission", "status", "minutes", "total",
-                                                   *[s.name for s in CHECKS], "unverified", "error"]
+                                                   *[s.name for s in CHECKS], "unverified", "warnings",
+                                                   "error"]
     # alice's vae.py is right; her assignment.py exits at import, so only the vae.py checks score.
     assert float(rows["alice"]["total"]) == sum(
         s.points for s in CHECKS if s.key in ("reparametrize", "reparametrize_gradient", "loss_function",
@@ -189,3 +190,10 @@ def test_the_fingerprint_changes_with_any_file(tmp_path):
     zipped = tmp_path / "z.zip"
     zipped.write_bytes(b"PK")
     assert batch.fingerprint(zipped) != batch.fingerprint(folder)
+
+
+def test_a_grades_machine_warnings_reach_the_gradebook():
+    tests = [{"name": spec.name, "score": spec.points} for spec in CHECKS]
+    warned = {"score": 100, "tests": tests, "extra_data": {"warnings": ["this machine's memory limit is 768 MB"]}}
+    assert batch.row_from_results("ada", warned)["warnings"] == "this machine's memory limit is 768 MB"
+    assert batch.row_from_results("bob", {"score": 100, "tests": tests})["warnings"] == ""

@@ -73,7 +73,8 @@ class BatchConfig:
 
 
 def columns() -> list[str]:
-    return ["submission", "status", "minutes", "total", *[spec.name for spec in CHECKS], "unverified", "error"]
+    return ["submission", "status", "minutes", "total", *[spec.name for spec in CHECKS], "unverified", "warnings",
+            "error"]
 
 
 def find_submissions(folder: Path) -> list[Path]:
@@ -130,6 +131,8 @@ def row_from_results(name: str, data: dict) -> dict:
     # Checks scored from the submission's own numbers, for a TA to review.
     row["unverified"] = "; ".join(test["name"] for test in data["tests"]
                                   if (test.get("extra_data") or {}).get("unverified"))
+    # What the grade found wrong with the machine it ran on (a container below the recommended memory).
+    row["warnings"] = "; ".join((data.get("extra_data") or {}).get("warnings") or ())
     return row
 
 
