@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autograder.scoring import copies  # noqa: E402
 from autograder.paths import PACKAGE_DIR, ensure_code_on_path  # noqa: E402
+from autograder.scoring import copies  # noqa: E402
 
 
 def disguises(images: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:

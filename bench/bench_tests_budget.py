@@ -25,9 +25,9 @@ from pathlib import Path
 REPO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_DIR))
 
-from autograder.scoring.checks import CHECKS_BY_KEY, MIN_WITHIN_DIGIT_STD  # noqa: E402
 from autograder.config import TEST_SEED, GradeConfig  # noqa: E402
 from autograder.grading.grade import grade  # noqa: E402
+from autograder.scoring.checks import CHECKS_BY_KEY, MIN_WITHIN_DIGIT_STD  # noqa: E402
 
 VAE_LOSS = re.compile(r"test images[^:]*: (\d+\.\d)")
 

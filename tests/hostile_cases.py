@@ -41,11 +41,11 @@ CODE_DIR = REPO_DIR / "hw" / "code"
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(0, str(REPO_DIR))
 
-from autograder.scoring.checks import CHECKS, UNIT_CHECKS, negative_elbo  # noqa: E402
-from autograder.scoring.classifier import CLASSIFIER_SHA256  # noqa: E402
+from autograder.children.harness import PROBES  # noqa: E402
 from autograder.config import GradeConfig  # noqa: E402
 from autograder.grading.grade import SCORED_MODELS  # noqa: E402
-from autograder.children.harness import PROBES  # noqa: E402
+from autograder.scoring.checks import CHECKS, UNIT_CHECKS, negative_elbo  # noqa: E402
+from autograder.scoring.classifier import CLASSIFIER_SHA256  # noqa: E402
 from autograder.scoring.reference_stats import DEFAULT_SEED  # noqa: E402
 from autograder.scoring.requests import unit_request  # noqa: E402
 import population  # noqa: E402

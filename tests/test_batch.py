@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from autograder.tools import batch
 from autograder.scoring.checks import CHECKS
+from autograder.tools import batch
 from helpers import CODE_DIR, REPO_DIR, require_mnist_dir
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from autograder.scoring import checks
 from autograder.config import GradeConfig
 from autograder.grading.grade import unit_request
+from autograder.scoring import checks
 
 
 @pytest.fixture(scope="module")

@@ -127,8 +127,8 @@ def test_the_generation_judge_answers_each_epoch_without_following_links(tmp_pat
 
     import numpy as np
 
-    from autograder.scoring.classifier import NumpyClassifier
     from autograder.grading.grade import GenerationJudge
+    from autograder.scoring.classifier import NumpyClassifier
     from mnist_data import load_arrays
 
     arrays = load_arrays(require_mnist_dir())

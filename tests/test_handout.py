@@ -2,9 +2,9 @@
 
 import shutil
 
-from autograder.tools import release
 from autograder.__main__ import main as autograder_main
 from autograder.scoring.checks import CHECKS, TOTAL_POINTS, UNIT_CHECKS
+from autograder.tools import release
 
 HANDOUT = release.HANDOUT
 

@@ -23,8 +23,8 @@ import sys
 import pytest
 
 import hostile_cases as hc
-from autograder.scoring.checks import CHECKS
 from autograder.grading.sandbox import Limits, prepare_workdir, run_child, unprivileged_user
+from autograder.scoring.checks import CHECKS
 from helpers import REPO_DIR
 
 pytestmark = pytest.mark.slow

@@ -97,8 +97,8 @@ def test_every_copy_of_the_negative_elbo_agrees_with_the_graders():
     import tensorflow as tf
 
     import vae
-    from autograder.scoring import checks
     from autograder.children import harness
+    from autograder.scoring import checks
     from experiments import likelihoods
 
     rng = np.random.default_rng(7)

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import hostile_cases as hc
-from autograder.scoring.checks import CHECKS, CHECKS_BY_KEY, UNIT_CHECKS
 from autograder.grading.grade import check_units
+from autograder.scoring.checks import CHECKS, CHECKS_BY_KEY, UNIT_CHECKS
 from helpers import require_mnist_dir, tiny_config
 from population import members, mutants, write_submission
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from autograder.scoring import checks, reference_stats
-from autograder.tools.gradescope import archive_members, build_zip
 from autograder.scoring.reference_stats import REFERENCE_STATS, ReferenceStats, load_reference_stats
+from autograder.tools.gradescope import archive_members, build_zip
 from helpers import mnist_subset
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder.tools import release
 from autograder.__main__ import main as autograder_main
-from autograder.scoring.checks import CHECKS_BY_KEY, UNIT_CHECKS
 from autograder.paths import PACKAGE_DIR
+from autograder.scoring.checks import CHECKS_BY_KEY, UNIT_CHECKS
+from autograder.tools import release
 from helpers import CODE_DIR, REPO_DIR, require_mnist_dir, tiny_config
 
 MARKER = re.compile(r"^\s*# (BEGIN|END) SOLUTION")

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.scoring import checks
 from autograder import selfcheck
 from autograder.config import GradeConfig
+from autograder.scoring import checks
 
 # A stand-in for the harness: it saves one more epoch to its result file every 0.2 s, as the real
 # harness does after each epoch, and never ends.

@@ -29,18 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.scoring import checks
-from autograder.scoring.classifier import ClassifierError, NumpyClassifier
-from autograder.config import GradeConfig
 from autograder.children.harness import PROBES
-from autograder.scoring.reference_stats import load_reference_stats
-from autograder.paths import CODE_DIR, PACKAGE_DIR, ensure_code_on_path
-from autograder.scoring.requests import load_result_file, save_request, scoring_request, training_request, unit_request
+from autograder.config import GradeConfig
 from autograder.grading.results import Report, TestResult, write_results
 from autograder.grading.sandbox import (ChildResult, Limits, available_cpus, lock_down, memory_cgroup,
                                         network_isolation_available, prepare_workdir, run_child, unprivileged_user)
 from autograder.grading.submission import HARNESS_NAME, SubmissionError, copy_submission
 from autograder.grading.verification import VerifiedModels, run_models
+from autograder.paths import CODE_DIR, PACKAGE_DIR, ensure_code_on_path
+from autograder.scoring import checks
+from autograder.scoring.classifier import ClassifierError, NumpyClassifier
+from autograder.scoring.reference_stats import load_reference_stats
+from autograder.scoring.requests import load_result_file, save_request, scoring_request, training_request, unit_request
 
 # Seconds kept back from the total limit for scoring and writing the results.
 RESERVE_SECONDS = 30.0

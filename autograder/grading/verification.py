@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.paths import PACKAGE_DIR
 from autograder.grading.sandbox import Limits
+from autograder.paths import PACKAGE_DIR
 
 RUNNER_SOURCE = PACKAGE_DIR / "children" / "model_runner.py"
 RUNNER_NAME = "model_runner.py"

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from autograder.scoring.checks import CHECKS
 from autograder.paths import REPO_DIR
+from autograder.scoring.checks import CHECKS
 
 # One submission's whole grading may not take longer than this; a stuck grade
 # is stopped and recorded as a timeout, and the batch goes on.

@@ -10,8 +10,8 @@ import zipfile
 from pathlib import Path
 
 from autograder.config import DEFAULT_TIME_LIMIT_SECONDS, DEPLOYMENT_FILE
-from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR
 from autograder.grading.submission import PROVIDED_MODULES
+from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once when it builds the autograder image.

@@ -22,11 +22,11 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.scoring.checks import CHECKS, UNIT_CHECKS, CheckSpec
 from autograder.config import GradeConfig
-from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR
 from autograder.grading.results import Report
 from autograder.grading.submission import PROVIDED_MODULES
+from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR
+from autograder.scoring.checks import CHECKS, UNIT_CHECKS, CheckSpec
 
 BEGIN_MARKER = "# BEGIN SOLUTION"
 END_MARKER = "# END SOLUTION"

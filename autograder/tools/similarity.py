@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from autograder.tools.batch import find_submissions
 from autograder.grading.submission import REQUIRED_FILES, SubmissionError, _find_root, _folder_names, _zip_names
+from autograder.tools.batch import find_submissions
 
 # The shortest matching run of filtered code (names replaced by one letter, no spaces or comments)
 # that counts, in characters: about three to five lines of code. copydetect's default, 25, is too short

@@ -13,8 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from autograder.scoring.classifier import CLASSIFIER_PATH
 from autograder.paths import ensure_code_on_path
+from autograder.scoring.classifier import CLASSIFIER_PATH
 
 
 def build_classifier():
