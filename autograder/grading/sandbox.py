@@ -37,7 +37,6 @@ import signal
 import subprocess
 import threading
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +44,8 @@ __all__ = [
     "ChildResult",
     "available_cpus",
     "Limits",
+    "MemoryCgroup",
+    "memory_cgroup",
     "SANDBOX_ID_VARIABLE",
     "lock_down",
     "network_isolation_available",
@@ -506,11 +507,15 @@ class MemoryCgroup:
     folder: Path
     version: int
 
+    @property
+    def events_file(self) -> Path:
+        """The file whose ``oom_kill`` line counts the processes the out-of-memory killer stopped."""
+        return self.folder / ("memory.events" if self.version == 2 else "memory.oom_control")
+
     def oom_kills(self) -> int | None:
         """How many processes the kernel's out-of-memory killer has stopped in it, or None if unknown."""
-        name = "memory.events" if self.version == 2 else "memory.oom_control"
         try:
-            lines = (self.folder / name).read_text().splitlines()
+            lines = self.events_file.read_text().splitlines()
         except OSError:
             return None
         return next((int(line.split()[1]) for line in lines if line.startswith("oom_kill ")), None)
@@ -528,10 +533,8 @@ class MemoryCgroup:
 
 def memory_cgroup() -> MemoryCgroup | None:
     """This process's memory cgroup, where the files that count its out-of-memory kills can be read."""
-    for folder, version in _own_cgroups("memory"):
-        if (folder / ("memory.events" if version == 2 else "memory.oom_control")).is_file():
-            return MemoryCgroup(folder, version)
-    return None
+    found = (MemoryCgroup(folder, version) for folder, version in _own_cgroups("memory"))
+    return next((cgroup for cgroup in found if cgroup.events_file.is_file()), None)
 
 
 def available_cpus() -> float:
@@ -660,8 +663,13 @@ def _classify(
     limits: Limits,
     output: str,
     cpu_seconds_used: float | None,
+    container: tuple[float | None, float] | None = None,
 ) -> tuple[str, str]:
-    """Status and one-sentence detail for a child that ran."""
+    """Status and one-sentence detail for a child that ran.
+
+    ``container``: (the container's memory limit, the child's peak) in MB, when the container's
+    out-of-memory killer stopped a process while the child ran.
+    """
     if returncode is None:
         return "error", "ended, but its exit status could not be collected"
     killed = returncode < 0
@@ -683,6 +691,8 @@ def _classify(
         )
         if number == signal.SIGXCPU or (number == signal.SIGKILL and cpu_exceeded):
             return "timeout", f"used more than {limits.cpu_seconds} s of CPU time and was stopped"
+        if number == signal.SIGKILL and container is not None:
+            return "memory", container_memory_detail(*container)
         if number == signal.SIGXFSZ:
             return "signal", f"wrote a file larger than {limits.file_size_mb} MB and was stopped"
         return "signal", f"was killed by signal {_signal_name(number)}"
@@ -724,6 +734,7 @@ def run_child(
     # The container's out-of-memory killer leaves no trace but SIGKILL; its counter tells it apart.
     cgroup = memory_cgroup()
     oom_kills = cgroup.oom_kills() if cgroup else None
+    memory_before = (cgroup, oom_kills) if oom_kills is not None else None
     try:
         with _ACTIVE_LOCK:
             try:
@@ -747,12 +758,7 @@ def run_child(
             _active_children += 1
 
         try:
-            result = _supervise(proc, limits, token, ids, started, lock_fd)
-            if result.returncode == -signal.SIGKILL and result.status == "signal" and oom_kills is not None \
-                    and (cgroup.oom_kills() or 0) > oom_kills:
-                result = dataclasses.replace(result, status="memory", detail=container_memory_detail(
-                    cgroup.limit_mb(), result.peak_rss_mb))
-            return result
+            return _supervise(proc, limits, token, ids, started, lock_fd, memory_before)
         finally:
             with _ACTIVE_LOCK:
                 _active_children -= 1
@@ -807,8 +813,12 @@ def _supervise(
     ids: tuple[int, int] | None,
     started: float,
     lock_fd: int | None,
+    memory_before: tuple[MemoryCgroup, int] | None = None,
 ) -> ChildResult:
-    """Wait for a started child under the limits, clean up and build the result."""
+    """Wait for a started child under the limits, clean up and build the result.
+
+    ``memory_before``: the grader's memory cgroup and its out-of-memory kills before the child started.
+    """
     assert proc.stdout is not None
     capture = _Capture(limits.output_bytes)
     # The reader owns the pipe from here on and closes it at end of file.
@@ -853,5 +863,8 @@ def _supervise(
     if usage is not None:
         peak = max(peak, usage.ru_maxrss * 1024)
         cpu_used = usage.ru_utime + usage.ru_stime
-    status, detail = _classify(returncode, watchdog.reason, limits, output, cpu_used)
+    container = None
+    if memory_before is not None and (memory_before[0].oom_kills() or 0) > memory_before[1]:
+        container = (memory_before[0].limit_mb(), peak / _MB)
+    status, detail = _classify(returncode, watchdog.reason, limits, output, cpu_used, container)
     return ChildResult(status, returncode, seconds, output, peak / _MB, detail)
