@@ -164,6 +164,39 @@ def test_the_generation_judge_answers_each_epoch_without_following_links(tmp_pat
     assert outside.read_text() == "untouched"
     history = judge.history()
     assert history[0] < 0.5 and history[1] > 0.95
+    assert judge.met_bar
+
+
+def test_whether_the_generation_bar_was_met_does_not_depend_on_when_the_judge_looked(tmp_path):
+    """The child's last epoch asks for no decision: seen before or after the child ends, it reads the same."""
+    import threading
+
+    import numpy as np
+
+    from autograder.grading.grade import GenerationJudge
+    from autograder.scoring.classifier import NumpyClassifier
+    from mnist_data import load_arrays
+
+    arrays = load_arrays(require_mnist_dir())
+    labels = arrays.test_labels[:100].astype(np.int64)
+    digits = arrays.test_images[:100].astype(np.float64)[:, None] / 255.0
+    np.savez(tmp_path / "result.npz", **{"cvae.epoch_seconds": np.ones(1), "cvae.samples": digits})
+    verdicts = []
+    for ended_first in (True, False):
+        judge = GenerationJudge(NumpyClassifier.load(), labels, 0.9, tmp_path)
+        done = threading.Event()
+        if ended_first:
+            done.set()   # the watcher's only look comes after the child ended: it writes no decision
+        watcher = threading.Thread(target=judge, args=(tmp_path / "result.npz", done))
+        watcher.start()
+        if not ended_first:
+            while not judge.accuracies:
+                watcher.join(0.05)
+            done.set()
+        watcher.join()
+        verdicts.append(judge.met_bar)
+    assert (tmp_path / "decision-1").read_text() == "stop"
+    assert verdicts == [True, True]
 
 
 @pytest.mark.grades(hc.UNEXPORTABLE)

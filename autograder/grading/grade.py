@@ -267,7 +267,6 @@ class GenerationJudge:
         self.full_credit = full_credit
         self.sandbox = sandbox
         self.accuracies: dict[int, float] = {}
-        self.stopped = False
 
     def __call__(self, output: Path, done: threading.Event) -> None:
         seen = None
@@ -288,8 +287,7 @@ class GenerationJudge:
                 continue
             self.accuracies[epochs] = self.accuracy(arrays.get("cvae.samples"))
             if not finished:
-                self.stopped = self.accuracies[epochs] > self.full_credit
-                self.answer(epochs, "stop" if self.stopped else "go")
+                self.answer(epochs, "stop" if self.accuracies[epochs] > self.full_credit else "go")
 
     def accuracy(self, samples) -> float:
         """The share of samples classified as their label (NaN when the samples are unusable)."""
@@ -308,6 +306,16 @@ class GenerationJudge:
             os.replace(temporary, self.sandbox / f"decision-{epoch}")
         except OSError:
             pass  # Without an answer the child trains on, up to its cap.
+
+    @property
+    def met_bar(self) -> bool:
+        """Whether the samples of the last epoch earned full credit.
+
+        This reads the accuracies, not whether a "stop" was written: the child's last
+        epoch asks for no decision, so whether the watcher answered it before the
+        child ended is a race, and the feedback must not depend on it.
+        """
+        return bool(self.accuracies) and self.accuracies[max(self.accuracies)] > self.full_credit
 
     def history(self) -> np.ndarray | None:
         return np.array([self.accuracies[e] for e in sorted(self.accuracies)]) if self.accuracies else None
@@ -609,7 +617,7 @@ def generation_outcome(arrays: dict, request: dict, detail: str, config: GradeCo
         story = checks.training_story(
             arrays, "cvae", detail, int(request["cvae_epochs"]),
             f"It stopped once the classifier recognised more than {judge.full_credit:.0%} of the samples of "
-            "other codes." if judge.stopped else None)
+            "other codes." if judge.met_bar else None)
     return checks.check_cvae_generation(stats, problem, config.generation_full_credit,
                                         config.generation_zero_credit, grid, story, judge.history(),
                                         load_reference_stats())
