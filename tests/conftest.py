@@ -1,5 +1,8 @@
 import json
+import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,10 +46,45 @@ class Pool:
     baseline: dict
 
 
-@pytest.fixture(scope="session")
-def graded_pool(request, tmp_path_factory) -> Pool:
-    """The reference and every case selected in this session (any test's ``case_name`` or ``grades``
-    marker), graded once.
+@dataclass
+class _PoolGrading:
+    available: dict
+    grading: object  # hostile_cases.Grading
+    work: Path
+
+
+_POOL_FIXTURES = frozenset({"graded_pool", "reference_full_grade"})
+_pool_grading = pytest.StashKey[_PoolGrading]()
+
+
+def _reads_pool(item) -> bool:
+    return bool(_POOL_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """The tests that read the pool's grades run last: the pool grades beside every other test first."""
+    items[:] = [item for item in items if not _reads_pool(item)] + [item for item in items if _reads_pool(item)]
+
+
+def pytest_collection_finish(session):
+    """Start grading the pool now, one case at a time while the other tests use the other core."""
+    if session.config.option.collectonly or not os.environ.get("MNIST_DATA_DIR"):
+        return
+    if any(_reads_pool(item) for item in session.items):
+        session.config.stash[_pool_grading] = _start_pool(session.items)
+
+
+def pytest_sessionfinish(session):
+    pool = session.config.stash.get(_pool_grading, None)
+    if pool is not None:
+        pool.grading.cancel()  # a no-op once graded; else (an interrupted session) stops the graders
+        shutil.rmtree(pool.work, ignore_errors=True)
+
+
+def _start_pool(items) -> _PoolGrading:
+    """Grade the reference and every case that ``items`` judge (any test's ``case_name`` or ``grades``
+    marker, and the reference's full-budget grade when ``reference_full_grade`` is used).
 
     One pool for the hostile cases, the usual bugs and the population's cases keeps both workers busy
     until the last grade. Each grade runs the real grader in a process of its own with
@@ -54,20 +92,29 @@ def graded_pool(request, tmp_path_factory) -> Pool:
     that should keep a check is judged against full marks.
     """
     import hostile_cases as hc
-    from helpers import require_mnist_dir
 
-    require_mnist_dir()
     available = hc.platform(hc.PYTHON)
-    selected = {item.callspec.params["case_name"] for item in request.session.items
+    selected = {item.callspec.params["case_name"] for item in items
                 if hasattr(item, "callspec") and "case_name" in item.callspec.params}
     cases = [hc.REFERENCE] + [case for name, case in hc.CASES_BY_NAME.items()
                               if name in selected and hc.runnable(case, available)]
-    # Cases outside the suite's own, which a test asks for with @pytest.mark.grades(case, ...) or, for the
-    # reference's full-budget grade, through the reference_full_grade fixture.
-    extra = {case.name: case for item in request.session.items for marker in item.iter_markers("grades")
-             for case in marker.args}
-    if any("reference_full_grade" in item.fixturenames for item in request.session.items):
+    extra = {case.name: case for item in items for marker in item.iter_markers("grades") for case in marker.args}
+    if any("reference_full_grade" in item.fixturenames for item in items):
         extra[hc.REFERENCE_FULL.name] = hc.REFERENCE_FULL
     cases += [case for name, case in extra.items() if name not in selected]
-    graded = hc.grade_cases(cases, tmp_path_factory.mktemp("graded"), hc.PYTHON, hc.WORKERS)
-    return Pool(available, graded, hc.baseline_scores(graded["reference"]))
+    work = Path(tempfile.mkdtemp(prefix="graded-"))
+    return _PoolGrading(available, hc.Grading(cases, work, hc.PYTHON, hc.WORKERS), work)
+
+
+@pytest.fixture(scope="session")
+def graded_pool(request) -> Pool:
+    """The pool's grades (started when the session's tests were collected), once every case is graded."""
+    import hostile_cases as hc
+    from helpers import require_mnist_dir
+
+    require_mnist_dir()
+    pool = request.config.stash.get(_pool_grading, None)
+    if pool is None:  # requested by a test that collection did not see use it
+        pool = request.config.stash[_pool_grading] = _start_pool(request.session.items)
+    graded = pool.grading.result()
+    return Pool(pool.available, graded, hc.baseline_scores(graded["reference"]))

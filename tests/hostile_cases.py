@@ -17,6 +17,7 @@ survives, and the grader's own memory stays bounded.
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import os
@@ -26,6 +27,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -1201,8 +1203,12 @@ class Graded:
             return None
 
 
-def grade_case(case: Case, work: Path, repo_dir: Path, port: int, python: str, env: dict) -> Graded:
-    """Write the case's submission under ``work`` and grade it in a grader process of its own."""
+def grade_case(case: Case, work: Path, repo_dir: Path, port: int, python: str, env: dict,
+               running: set | None = None) -> Graded:
+    """Write the case's submission under ``work`` and grade it in a grader process of its own.
+
+    The grader's process is in ``running`` while it runs (for :meth:`Grading.cancel`).
+    """
     context = Context(repo_dir, port, marker=f"{secrets.randbelow(10**9) + 10**9}.5")
     folder = work / case.name
     files = write_submission(case, folder / "submission", context)
@@ -1212,11 +1218,15 @@ def grade_case(case: Case, work: Path, repo_dir: Path, port: int, python: str, e
     began = time.monotonic()
     process = subprocess.Popen([python, "-c", RUNNER, str(folder / "submission"), str(results), str(seed), case.budget],
                                cwd=repo_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    running = set() if running is None else running
+    running.add(process)
     try:
         stdout, stderr = process.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
         process.kill()
         stdout, stderr = process.communicate()
+    finally:
+        running.discard(process)
     seconds = time.monotonic() - began
     survivors = live_processes_with(context.marker)
     for pid in survivors:
@@ -1228,24 +1238,77 @@ def grade_case(case: Case, work: Path, repo_dir: Path, port: int, python: str, e
     return Graded(case.name, seconds, process.returncode, stdout, stderr, text, files, survivors)
 
 
+class Grading:
+    """Grades ``cases`` in a thread of its own, so that the caller can go on with other work meanwhile.
+
+    It starts with one worker: the caller's own work keeps the other core busy. :meth:`result`
+    widens it to ``workers`` (the caller now only waits) and returns every grade. Cases graded
+    ``alone`` wait for that too, since the caller's work must not run beside them. The longest
+    cases go first, so that they overlap with the many short ones.
+    """
+
+    def __init__(self, cases: list[Case], work: Path, python: str, workers: int = 2,
+                 progress: Callable[[Graded], None] | None = None):
+        self.widened = threading.Event()
+        self.cancelled = threading.Event()
+        self._running: set[subprocess.Popen] = set()
+        self._graded: dict[str, Graded] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._grade_all, args=(cases, work, python, workers, progress),
+                                        name="grading", daemon=True)
+        self._thread.start()
+
+    def result(self) -> dict[str, Graded]:
+        """Every case's grade, once all are graded (with every worker from now on)."""
+        self.widened.set()
+        self._thread.join()
+        if self._error is not None:
+            raise RuntimeError("grading the cases failed") from self._error
+        if self.cancelled.is_set():
+            raise RuntimeError("grading the cases was cancelled")
+        return self._graded
+
+    def cancel(self) -> None:
+        """Stop: no further case starts, the grades in progress are killed."""
+        self.cancelled.set()
+        self.widened.set()
+        for process in list(self._running):
+            process.kill()
+        self._thread.join()
+
+    def _grade_all(self, cases, work, python, workers, progress) -> None:
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        waiting = collections.deque(sorted((case for case in cases if not case.alone),
+                                           key=lambda case: (case.budget != "full", case.group != "runaway")))
+        try:
+            with listening_port() as port:
+                def grade_next(first_worker: bool) -> None:
+                    if not first_worker:
+                        self.widened.wait()
+                    while not self.cancelled.is_set():
+                        try:
+                            case = waiting.popleft()
+                        except IndexError:
+                            return
+                        graded = grade_case(case, work, REPO_DIR, port, python, env, self._running)
+                        self._graded[case.name] = graded
+                        if progress is not None:
+                            progress(graded)
+
+                with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+                    for future in [pool.submit(grade_next, index == 0) for index in range(max(1, workers))]:
+                        future.result()
+                self.widened.wait()
+                waiting.extend(case for case in cases if case.alone)
+                grade_next(True)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller by result()
+            self._error = error
+
+
 def grade_cases(cases: list[Case], work: Path, python: str, workers: int = 2,
                 progress: Callable[[Graded], None] | None = None) -> dict[str, Graded]:
     """Grade ``cases`` (``workers`` at a time) while a local server listens for the network case."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    with listening_port() as port:
-        def job(case: Case) -> Graded:
-            graded = grade_case(case, work, REPO_DIR, port, python, env)
-            if progress is not None:
-                progress(graded)
-            return graded
-
-        # The longest cases first, so that they overlap with the many short ones.
-        ordered = sorted((case for case in cases if not case.alone),
-                         key=lambda case: (case.budget != "full", case.group != "runaway"))
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            graded = list(pool.map(job, ordered))
-        graded += [job(case) for case in cases if case.alone]
-    return {item.name: item for item in graded}
+    return Grading(cases, work, python, workers, progress).result()
 
 
 @contextmanager
