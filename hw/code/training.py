@@ -54,9 +54,8 @@ def is_startup_notice(line: str, min_log_level: int) -> bool:
 def startup_notices_filtered():
     """Inside the block, TensorFlow's start-up notices are kept off stderr (``TF_CPP_MIN_LOG_LEVEL=0`` shows them).
 
-    The native libraries write to file descriptor 2 directly, so it points at a temporary file inside
-    the block; every line that is not a notice (``is_startup_notice``) is then written back, in order.
-    """
+    The native libraries write to file descriptor 2 directly, so it points at a temporary file in the
+    block; every line but the notices (``is_startup_notice``) is then written back, in order."""
     level_text = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     level = int(level_text) if level_text.isdigit() else 0
     if level < 1:
@@ -91,12 +90,8 @@ class UsageError(Exception):
 
 
 class NonFiniteLossError(Exception):
-    """The loss became NaN or infinite during training.
-
-    ``batch`` counts from 1 within the epoch, as ``enumerate(batches, start=1)`` does (None when
-    unknown). ``fit`` fills in ``epoch`` (counted from 1, as in the log) and ``kept``, a sentence on
-    the weights the run left on disk.
-    """
+    """The loss became NaN or infinite. ``batch``: from 1 within the epoch (None when unknown); ``fit``
+    fills in ``epoch`` (from 1) and ``kept``, a sentence on the weights the run left on disk."""
 
     def __init__(self, batch: int | None = None, epoch: int | None = None, kept: str = ""):
         self.batch, self.epoch, self.kept = batch, epoch, kept
@@ -138,9 +133,8 @@ class TrainConfig:
         return "cvae" if self.cvae else "vae"
 
 
-# The CVAE's label already says which digit it is, so its code needs fewer
-# dimensions; a smaller code also leaves less room for the digit's identity to
-# hide in z, which is what makes prior samples follow the label.
+# The CVAE's label already says which digit it is, so its code needs fewer dimensions; a smaller code
+# also leaves less room for the digit's identity to hide in z, which makes prior samples follow the label.
 DEFAULT_LATENT_SIZE = {"vae": 15, "cvae": 8}
 
 
@@ -220,19 +214,17 @@ def save_weights_atomically(model, path: Path) -> None:
 def compiled_step(model, step, jit_compile: bool = True):
     """``step`` compiled by ``tf.function``, built the first time it is given for ``model`` and then reused.
 
-    ``train_vae`` defines its train step, ``step(images, labels) -> loss``, inside itself, so each
-    epoch makes a new Python function; a ``@tf.function`` there would be traced and compiled again
-    every epoch (1.6 to 2 times slower in our benchmark). A later epoch's step with the same code and
-    captured objects (the model, ``is_cvae``, ...) gets the first one's compilation back, kept on the
-    model; a new optimizer gets a new one. ``jit_compile=True`` has XLA fuse the small operations,
-    a quarter to a half faster on a CPU; pass False if XLA cannot compile an operation of your step.
+    ``train_vae`` defines ``step(images, labels) -> loss`` inside itself, so each epoch makes a new
+    Python function, which a ``@tf.function`` would trace again (1.6 to 2 times slower). A later step
+    with the same code and captured objects gets the first one's compilation back; a new optimizer
+    gets a new one. ``jit_compile=True`` has XLA fuse the small operations (a quarter to a half faster
+    on a CPU); XLA would drop ``tf.debugging`` checks, so a step that has one runs without it.
     """
     import tensorflow as tf
 
     step = getattr(step, "python_function", step)  # A step already decorated with @tf.function.
 
-    # The step's identity: its code, the objects it closes over (an empty cell stands for itself),
-    # the optimizer and the XLA switch.
+    # The step's identity: code, captured objects (an empty cell stands for itself), optimizer, XLA switch.
     signature = [getattr(step, "__code__", step), model.optimizer, jit_compile]
     for cell in getattr(step, "__closure__", None) or ():
         try:
@@ -241,10 +233,31 @@ def compiled_step(model, step, jit_compile: bool = True):
             signature.append(cell)
     cached = model.__dict__.get("_compiled_step")
     if cached is None or not _same_objects(cached[0], signature):
-        cached = (signature, tf.function(step, jit_compile=jit_compile))
+        cached = (signature, _XlaUnlessChecked(step) if jit_compile else tf.function(step))
         # Set past Keras's attribute tracking, which would track the captured model as a layer of itself.
         object.__setattr__(model, "_compiled_step", cached)
     return cached[1]
+
+
+class _XlaUnlessChecked:
+    """``tf.function(step, jit_compile=True)``, or without XLA if its first trace holds a check that XLA drops."""
+
+    def __init__(self, step):
+        import tensorflow as tf
+
+        self.function, self.plain, self.checked = tf.function(step, jit_compile=True), tf.function(step), None
+
+    def __call__(self, *args, **kwargs):
+        if self.checked is None:
+            graph = self.function.get_concrete_function(*args, **kwargs).graph.as_graph_def()
+            ops = {node.op for body in [graph.node, *(f.node_def for f in graph.library.function)] for node in body}
+            self.checked = bool(ops & {"CheckNumerics", "CheckNumericsV2", "Assert"})
+            if self.checked:
+                self.function = self.plain
+        return self.function(*args, **kwargs)
+
+    def experimental_get_tracing_count(self) -> int:
+        return self.function.experimental_get_tracing_count()
 
 
 def _same_objects(old: list, new: list) -> bool:
@@ -264,9 +277,8 @@ def progress_bar(batches, description: str):
 
 @dataclass
 class EpochRecord:
-    """One epoch of the log, losses in nats per image: ``loss``, the mean of the batch losses ``train_vae``
-    summed; ``test_reconstruction`` + ``test_kl``, the loss at the epoch's end on ``EVAL_IMAGES`` test
-    images (None when not measured); ``seconds``, the time ``train_vae`` took."""
+    """One epoch of the log in nats per image: ``loss``, the mean batch loss; ``test_reconstruction`` +
+    ``test_kl``, the loss on ``EVAL_IMAGES`` test images (None when not measured); ``seconds``, ``train_vae``'s."""
 
     epoch: int
     loss: float
@@ -321,11 +333,8 @@ def weights_path(config: TrainConfig) -> Path:
 
 
 def loss_terms(model, images, labels, is_cvae: bool) -> tuple[float, float]:
-    """The two terms of ``model``'s loss per image on ``images``: the reconstruction and the KL.
-
-    images: (N, 28, 28) uint8; labels: (N,) integer class ids, read by a CVAE. The reconstruction
-    term is the provided ``bce_function`` divided by N; the KL is what ``loss_function`` adds to it.
-    """
+    """The loss per image on ``images`` (N, 28, 28) uint8 (``labels`` (N,) for a CVAE) as two terms: the
+    reconstruction (``bce_function`` / N) and the KL (what ``loss_function`` adds to it)."""
     import tensorflow as tf
 
     from vae import bce_function, loss_function
@@ -354,10 +363,9 @@ def fit(model, dataset, train_vae, args, config: TrainConfig, log=print,
         test_set: tuple[np.ndarray, np.ndarray] | None = None) -> list[EpochRecord]:
     """Train ``model`` for ``config.num_epochs`` epochs with the student's ``train_vae``.
 
-    After each epoch, the log shows the average training loss and, with ``test_set``
-    (``(images, labels)``: (N, 28, 28) uint8 and (N,)), the two terms of the loss on it
-    (``loss_terms``). The weights are saved after every finite epoch, so a NaN never overwrites
-    the last good weights. Raises NonFiniteLossError when the loss is not finite.
+    Each epoch logs the mean training loss and, with ``test_set`` (images (N, 28, 28) uint8, labels
+    (N,)), ``loss_terms`` on it. The weights are saved after every finite epoch, so a NaN never
+    overwrites the last good ones. Raises NonFiniteLossError when the loss is not finite.
     """
     num_batches = count_batches(dataset)
     history: list[EpochRecord] = []
@@ -391,9 +399,8 @@ def count_batches(dataset) -> int:
 def run(args: argparse.Namespace, train_vae, load_mnist_arrays, load_mnist, log=print) -> list[EpochRecord]:
     """Everything ``python assignment.py`` does: train (or load the weights) and draw the figures.
 
-    ``load_mnist_arrays(data_dir)`` returns the four MNIST arrays (``mnist_data.load_arrays``);
-    ``load_mnist(batch_size, buffer_size=, seed=, arrays=)`` batches their training set
-    (``assignment.load_mnist``).
+    ``load_mnist_arrays(data_dir)``: ``mnist_data.load_arrays``; ``load_mnist(batch_size,
+    buffer_size=, seed=, arrays=)``: ``assignment.load_mnist``, which batches the training set.
     """
     import keras
 
