@@ -2,13 +2,15 @@
 
 The unit check of ``train_vae`` gives a fresh model (latent size 8, Adam) a few
 calls of the submission's ``train_vae`` on 512 training images in batches of
-64, and requires the loss on held-out images to fall by at least 10%. A
-correct network must clear that bar on every seed, with room; a train_vae that
-does not train must not. For each member (and each mutant of ``--only``), each
-seed and each learning rate, this prints the loss after each call of
-``train_vae`` as a fraction of the loss before, with the probe's own code
-(``autograder.children.harness``), the grader's loss and the same data pipeline, and
-the worst fraction over the seeds. Each submission runs in its own process::
+64, and requires the loss on held-out images to fall by at least 10%, or by at
+least half of what the contract's own step (``harness.train_with_trusted_step``)
+takes off a copy of the same weights on the same batches. A correct network must
+pass on every seed, with room; a train_vae that does not train must not. For each
+member (and each mutant of ``--only``), each seed and each learning rate, this
+prints the loss after each call of ``train_vae`` as a fraction of the loss
+before, the trusted copy's fraction after the last call, and how many seeds the
+check fails, with the probe's own code (``autograder.children.harness``), the
+grader's loss and the same data pipeline. Each submission runs in its own process::
 
     python bench/bench_train_vae_probe.py [--seeds 40] [--rates 0.001 0.003] [--calls 3] [--only NAME ...]
 
@@ -31,6 +33,14 @@ sys.path.insert(0, str(REPO_DIR / "tests"))
 sys.path.insert(0, str(REPO_DIR))
 
 from autograder.scoring.checks import TRAIN_VAE_LOSS_BAR as BAR  # noqa: E402
+from autograder.scoring.checks import TRAIN_VAE_TRUSTED_MIN_FALL, TRAIN_VAE_TRUSTED_SHARE  # noqa: E402
+
+
+def lowered(ratio: float, trusted: float | None) -> bool:
+    """The check's rule (``checks.check_train_vae``) on loss ratios after / before."""
+    trusted_fall = 0.0 if trusted is None else 1.0 - trusted
+    return ratio < BAR or (trusted_fall > TRAIN_VAE_TRUSTED_MIN_FALL
+                           and 1.0 - ratio >= TRAIN_VAE_TRUSTED_SHARE * trusted_fall)
 
 
 def trajectories(submission: Path, seeds: int, rates: list[float], calls: int) -> list[dict]:
@@ -62,13 +72,18 @@ def trajectories(submission: Path, seeds: int, rates: list[float], calls: int) -
             harness.seed_everything(seed)
             model = harness.build_model(vae, False, request["steps.eps"].shape[1], rate)
 
-            def loss():
+            def loss(model):
                 out = harness.encode_decode(model, False, request["steps.eval_images"], None, request["steps.eps"])
                 return harness.negative_elbo(out["x_hat"], request["steps.eval_images"], out["mu"], out["logvar"])
 
-            before = loss()
-            ratios = [loss() / before for _ in harness.train_vae_calls(vae, assignment, model, request)]
-            rows.append({"rate": rate, "seed": seed, "before": before, "ratios": ratios})
+            before = loss(model)
+            twin = harness.build_model(vae, False, request["steps.eps"].shape[1], rate)
+            twin(np.zeros((2, 1, 28, 28), np.float32))
+            twin.set_weights(model.get_weights())
+            ratios = [loss(model) / before for _ in harness.train_vae_calls(vae, assignment, model, request)]
+            harness.train_with_trusted_step(vae, assignment, twin, request)
+            rows.append({"rate": rate, "seed": seed, "before": before, "ratios": ratios,
+                         "trusted": loss(twin) / before})
     return rows
 
 
@@ -102,9 +117,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     names = args.only or sorted(members())
     print(f"loss after each call / loss before, over {args.seeds} seeds: median (worst); "
-          f"'>bar' counts seeds at or above {BAR}")
-    header = "| submission | rate | " + " | ".join(f"after {c + 1}" for c in range(args.calls)) + " |"
-    print(header + "\n|" + "---|" * (2 + args.calls), flush=True)
+          f"'>bar' counts seeds at or above {BAR}; the trusted copy after the last call: median (worst); "
+          "fails: seeds on which the check's rule fails")
+    header = ("| submission | rate | " + " | ".join(f"after {c + 1}" for c in range(args.calls))
+              + " | trusted copy | fails |")
+    print(header + "\n|" + "---|" * (4 + args.calls), flush=True)
     everything = {}
     for name in names:
         rows = run_child(name, args.seeds, args.rates, args.calls)
@@ -115,6 +132,9 @@ def main(argv=None) -> int:
                 ratios = [row["ratios"][call] for row in rows if row["rate"] == rate]
                 failing = sum(r >= BAR for r in ratios)
                 cells.append(f"{statistics.median(ratios):.2f} ({max(ratios):.2f}), {failing} >bar")
+            trusted = [row["trusted"] for row in rows if row["rate"] == rate]
+            fails = sum(not lowered(row["ratios"][-1], row["trusted"]) for row in rows if row["rate"] == rate)
+            cells += [f"{statistics.median(trusted):.2f} ({max(trusted):.2f})", str(fails)]
             print(f"| {name} | {rate:g} | " + " | ".join(cells) + " |", flush=True)
     if args.json:
         args.json.write_text(json.dumps(everything, indent=1))

@@ -345,11 +345,13 @@ def test_vae_training_reports_malformed_outputs_and_free_notes(binary_images):
     assert "model.optimizer took no steps" in outcome.feedback and "costs no points" in outcome.feedback
 
 
-def train_vae_result(request_, before_hat, after_hat, returned, steps, encoder_trained=True):
+def train_vae_result(request_, before_hat, after_hat, returned, steps, encoder_trained=True, trusted_hat=None):
     images = request_["steps.images"][:256]
     result = {"train_vae.returned": np.array([returned]), "train_vae.grader_steps": np.array(steps)}
-    for moment, x_hat in (("before", before_hat), ("after", after_hat)):
-        mu = np.full((256, 8), 0.01 if moment == "after" and encoder_trained else 0.0)
+    moments = (("before", before_hat), ("after", after_hat)) + ((("trusted", trusted_hat),) if trusted_hat is not None
+                                                                else ())
+    for moment, x_hat in moments:
+        mu = np.full((256, 8), 0.01 if moment != "before" and encoder_trained else 0.0)
         result.update({f"train_vae.{moment}.mu": mu, f"train_vae.{moment}.logvar": np.zeros((256, 8)),
                        f"train_vae.{moment}.x_hat": x_hat,
                        f"train_vae.{moment}.decoded_shape": np.array([256.0, 1, 28, 28])})
@@ -376,7 +378,7 @@ def test_train_vae_check_names_what_it_measured(request_):
     no_step, _ = train_vae_result(request_, blurry, blurry, before * batches, 0.0)
     assert "model.optimizer took no step" in checks.check_train_vae(no_step, request_, "").feedback
     useless_steps, _ = train_vae_result(request_, blurry, blurry, before * batches, 8.0)
-    assert "took 8 steps, but they did not lower the loss" in checks.check_train_vae(
+    assert "took 8 steps in the last call of 8 batches, but they did not lower the loss" in checks.check_train_vae(
         useless_steps, request_, "").feedback
     own_optimizer, _ = train_vae_result(request_, blurry, sharper, (before + after) / 2 * batches, 0.0)
     outcome = checks.check_train_vae(own_optimizer, request_, "")
@@ -385,6 +387,37 @@ def test_train_vae_check_names_what_it_measured(request_):
                                          encoder_trained=False)
     outcome = checks.check_train_vae(frozen_encoder, request_, "")
     assert outcome.fraction == 0.5 and "the encoder was not trained" in outcome.feedback
+
+
+def test_a_slow_learner_is_judged_against_the_contracts_own_step_from_the_same_weights(request_):
+    """A network that learns slowly in the probe's few steps (a convolutional one) falls by less than the
+    fixed bar; what the contract's own step took off the same weights decides instead."""
+    images = request_["steps.images"][:256].astype(np.float64)[:, None] / 255.0
+    blurry = np.full((256, 1, 28, 28), 0.5)
+
+    def sharpened(share):
+        return np.clip((1 - share) * blurry + share * images, 0.01, 0.99)
+
+    def loss(x_hat):
+        return hand_bce(x_hat, images) / 256 + (0.0 if x_hat is blurry else 8 * 0.01**2 / 2)
+
+    before, slow, trusted = loss(blurry), sharpened(0.12), sharpened(0.2)
+    assert 0.93 * before < loss(slow) < 0.97 * before and 0.9 * before < loss(trusted) < loss(slow)
+    returned = (before + loss(slow)) / 2 * 8
+    alone, _ = train_vae_result(request_, blurry, slow, returned, 8.0)
+    outcome = checks.check_train_vae(alone, request_, "")
+    assert outcome.fraction < 1 and "fall by at least 10%:" in outcome.feedback
+    judged, _ = train_vae_result(request_, blurry, slow, returned, 8.0, trusted_hat=trusted)
+    outcome = checks.check_train_vae(judged, request_, "")
+    assert outcome.fraction == 1.0, outcome.feedback
+    assert f"the contract's own step reached {loss(trusted):.1f}" in outcome.feedback
+    # The comparison does not excuse a train_vae that takes nothing off.
+    still, _ = train_vae_result(request_, blurry, blurry, before * 8, 8.0, trusted_hat=trusted)
+    outcome = checks.check_train_vae(still, request_, "")
+    assert outcome.fraction < 1 and "or by at least 50% of what the contract's own step took off" in outcome.feedback
+    # Nor does a contract step that itself barely moved.
+    stuck, _ = train_vae_result(request_, blurry, sharpened(0.001), returned, 8.0, trusted_hat=sharpened(0.002))
+    assert checks.check_train_vae(stuck, request_, "").fraction < 1
 
 
 def test_train_vae_return_is_judged_against_the_loss_values_recorded_during_the_epoch(request_):

@@ -54,3 +54,36 @@ def test_tensorflow_loads_without_pyplot_and_the_submission_can_still_import_it(
     done = subprocess.run([sys.executable, "-c", code], cwd=harness.__file__.rpartition("/")[0],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "drawn", done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_the_contracts_own_step_trains_a_copy_on_the_probes_batches_as_a_correct_train_vae_does():
+    """The train_vae check's yardstick: from the same weights, the reference's train_vae and the contract's
+    step take as many steps and reach nearly the same loss."""
+    import assignment
+    import tensorflow as tf
+    import vae
+    from helpers import require_mnist_dir
+    from mnist_data import load_arrays
+
+    from autograder.scoring.requests import unit_request
+
+    arrays = load_arrays(require_mnist_dir())
+    request = unit_request(7, arrays.train_images[:2000], arrays.train_labels[:2000])
+    latent_size, rate = request["steps.eps"].shape[1], float(request["steps.learning_rate"])
+    x = tf.constant(request["steps.eval_images"].astype(np.float32)[:, None] / 255.0)
+    model, twin = (harness.build_model(vae, False, latent_size, rate) for _ in range(2))
+    model(x[:2]), twin(x[:2])
+    twin.set_weights(model.get_weights())
+
+    def loss(m):
+        x_hat, mu, logvar = m(x)
+        return float(harness.trusted_loss_function(x_hat, x, mu, logvar))
+
+    before = loss(model)
+    list(harness.train_vae_calls(vae, assignment, model, request))
+    harness.train_with_trusted_step(vae, assignment, twin, request)
+    steps = int(request["steps.epochs"]) * -(-len(request["steps.images"]) // int(request["steps.batch_size"]))
+    assert int(twin.optimizer.iterations) == int(model.optimizer.iterations) == steps
+    assert loss(twin) < 0.9 * before
+    assert abs(loss(twin) - loss(model)) < 0.1 * (before - loss(model)), (before, loss(model), loss(twin))

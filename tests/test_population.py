@@ -107,9 +107,12 @@ def test_the_train_vae_probe_bench_separates_the_widest_member_from_a_train_vae_
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from bench_train_vae_probe import BAR, run_child
+    from bench_train_vae_probe import BAR, lowered, run_child
 
     widest = run_child("a_elu4", seeds=2, rates=[1e-3], calls=2)
     assert len(widest) == 2 and all(row["ratios"][-1] < BAR for row in widest), widest
+    assert all(lowered(row["ratios"][-1], row["trusted"]) for row in widest), widest
     never_steps = run_child("b_keras2-no-step", seeds=1, rates=[1e-3], calls=2)
     assert all(abs(ratio - 1) < 0.01 for ratio in never_steps[0]["ratios"]), never_steps
+    # The contract's own step trains the same member's copy, which does not excuse its train_vae.
+    assert never_steps[0]["trusted"] < BAR and not lowered(never_steps[0]["ratios"][-1], never_steps[0]["trusted"])

@@ -15,8 +15,10 @@ import pytest
 from autograder.tools.release import build_release
 from autograder.tools.similarity import Pair, SimilarityError, similarity_report
 from helpers import REPO_DIR
+from population import members as population_members
 
 MEMBERS = Path(__file__).resolve().parent / "population" / "members"
+MEMBER_NAMES = sorted(population_members())
 # The member that the disguised copy is made from.
 SOURCE = "c_flatten_call"
 COPY = "copycat"
@@ -71,9 +73,10 @@ def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory) -> tuple[list[Pair], Path]:
-    """The 12 members and a disguised copy of one of them, compared; the pairs and the output folder."""
+    """The population's members and a disguised copy of one of them, compared; the pairs and the output folder."""
     folder = tmp_path_factory.mktemp("population") / "submissions"
-    shutil.copytree(MEMBERS, folder)
+    for member in MEMBER_NAMES:
+        shutil.copytree(MEMBERS / member, folder / member)
     disguise(MEMBERS / SOURCE, folder / COPY)
     out = tmp_path_factory.mktemp("report")
     return similarity_report(folder, out, log=lambda line: None), out
@@ -93,7 +96,7 @@ def test_a_renamed_reordered_copy_ranks_first_far_above_independent_work(populat
     top = pairs[0]
     assert {top.a, top.b} == {SOURCE, COPY}
     independent = [pair for pair in pairs if COPY not in (pair.a, pair.b)]
-    assert len(independent) == 66
+    assert len(independent) == len(MEMBER_NAMES) * (len(MEMBER_NAMES) - 1) // 2
     assert top.similarity > 0.85
     assert top.similarity > max(pair.similarity for pair in independent) + 0.4
 
@@ -151,7 +154,7 @@ def test_the_csv_has_the_header_and_every_pair_once_most_similar_first(populatio
     pairs, out = population
     header, rows = read_csv(out / "similarity.csv")
     assert header == ["a", "b", "similarity"]
-    assert len(rows) == len(pairs) == 13 * 12 // 2
+    assert len(rows) == len(pairs) == (len(MEMBER_NAMES) + 1) * len(MEMBER_NAMES) // 2
     assert len({frozenset(row[:2]) for row in rows}) == len(rows)
     values = [float(row[2]) for row in rows]
     assert values == sorted(values, reverse=True)

@@ -551,12 +551,41 @@ def train_vae_calls(vae, assignment, model, request):
         yield returned, steps, recorder
 
 
-def probe_train_vae(vae, assignment, request):
-    """A few epochs of ``train_vae``, with the grader's loss: the grader compares the loss before and after.
+def train_with_trusted_step(vae, assignment, model, request):
+    """What a correct ``train_vae`` does, on the probe's batches: ``steps.epochs`` passes over a loader that
+    shuffles as the probe's does, one step of ``model.optimizer`` per batch on the contract's loss.
 
-    The grader's copy exports the model before and after, for its own
-    measurement on images this process never sees.
+    Eager, so that any model that runs eagerly trains. The check compares how far ``train_vae``
+    lowers the loss with how far this lowers it from the same weights: a network that learns slowly
+    in the probe's few steps (a convolutional one, say) is judged against what it can do.
     """
+    import tensorflow as tf
+
+    loss_function = TRUSTED.get("loss_function", vae.loss_function)
+    loader = make_loader(request["steps.images"], request["steps.labels"], int(request["steps.batch_size"]),
+                         request["seed"])
+
+    def epochs():
+        for _ in range(int(request["steps.epochs"])):
+            for images, _labels in loader:
+                with tf.GradientTape() as tape:
+                    x_hat, mu, logvar = model(images)
+                    loss = loss_function(x_hat, images, mu, logvar)
+                pairs = [(g, v) for g, v in zip(tape.gradient(loss, model.trainable_variables),
+                                                model.trainable_variables) if g is not None]
+                model.optimizer.apply_gradients(pairs)
+
+    with_trusted_loss((vae, assignment), loss_function, epochs)
+
+
+def probe_train_vae(vae, assignment, request):
+    """A few epochs of ``train_vae``, with the grader's loss: the grader compares the loss before and after,
+    and with the loss of a copy of the model trained by the contract's step (``train_with_trusted_step``).
+
+    The grader's copy exports the models, for its own measurement on images this process never sees.
+    """
+    import tensorflow as tf
+
     eval_images, eval_labels = request["steps.eval_images"], request["steps.eval_labels"]
     eps = request["steps.eps"]
     model = build_model(vae, False, eps.shape[1], float(request["steps.learning_rate"]))
@@ -565,6 +594,12 @@ def probe_train_vae(vae, assignment, request):
     # BEGIN GRADER ONLY
     export_errors.append(exported(model, False, eps.shape[1], "train_vae.before"))
     # END GRADER ONLY
+    try:
+        twin = build_model(vae, False, eps.shape[1], float(request["steps.learning_rate"]))
+        twin(tf.constant(eval_images[:2].astype(np.float32)[:, None] / 255.0))
+        twin.set_weights(model.get_weights())
+    except Exception:  # noqa: BLE001 - without a copy, the check judges train_vae by its fixed bar alone
+        twin = None
     # The check judges the last call: its return value against what loss_function returned during it.
     *_, (returned, steps, recorder) = train_vae_calls(vae, assignment, model, request)
     after = measure_train_vae(model, vae, eval_images, eval_labels, eps)
@@ -575,6 +610,16 @@ def probe_train_vae(vae, assignment, request):
     if any(export_errors):
         result["export_error"] = next(e for e in export_errors if e)
     result.update({f"after.{k}": v for k, v in after.items()})
+    if twin is not None:
+        try:
+            train_with_trusted_step(vae, assignment, twin, request)
+            result.update({f"trusted.{k}": v for k, v in measure_train_vae(twin, vae, eval_images, eval_labels,
+                                                                            eps).items()})
+            # BEGIN GRADER ONLY
+            exported(twin, False, eps.shape[1], "train_vae.trusted")
+            # END GRADER ONLY
+        except Exception:  # noqa: BLE001 - as above: the fixed bar alone
+            pass
     result["returned"] = as_plain_array(returned, "train_vae's return value").reshape(-1)[:1]
     result["grader_steps"] = np.array(steps)
     result.update(recorder.recorded())

@@ -499,8 +499,11 @@ def grade_seeds(config: GradeConfig, sandbox: Path, files: list[str], log) -> Se
 
 
 # The models the children export and the checks that score them: check key -> (probe prefix, models).
-SCORED_MODELS = {"train_vae": ("train_vae", ("train_vae.before", "train_vae.after")),
+SCORED_MODELS = {"train_vae": ("train_vae", ("train_vae.before", "train_vae.after", "train_vae.trusted")),
                  "vae_training": ("vae", ("vae",)), "cvae_generation": ("cvae", ("cvae",))}
+# Exported models a check scores when they come back and does without otherwise: the train_vae probe's
+# copy trained by the contract's own step only widens what that check accepts.
+OPTIONAL_MODELS = frozenset({"train_vae.trusted"})
 
 
 def trained(run: ChildRun, prefix: str) -> bool:
@@ -531,11 +534,13 @@ class Evidence:
 
 def evidence(key: str, run: ChildRun, request: dict, verified: VerifiedModels, scoring: dict) -> Evidence:
     prefix, names = SCORED_MODELS[key]
+    names = [name for name in names if name not in OPTIONAL_MODELS]
     refused = [verified.refused[name] for name in names if name in verified.refused]
     if refused:
         return Evidence(run.arrays, request, refused=refused[0])
     if all(f"{name}.x_hat" in verified.arrays for name in names):
-        arrays = dict(run.arrays)
+        # The child's own measurement of an optional model never stands in for the grader's.
+        arrays = {k: v for k, v in run.arrays.items() if not k.startswith(tuple(f"{n}." for n in OPTIONAL_MODELS))}
         arrays.update({k: v for k, v in verified.arrays.items() if k.startswith(f"{prefix}.")})
         return Evidence(arrays, {**request, **scoring})
     export_error = run.arrays.get(f"{prefix}.export_error")

@@ -33,7 +33,9 @@ MAX_MODEL_BYTES = 256 * 2**20
 VARIABLE_SHARD = re.compile(r"variables\.data-\d{5}-of-\d{5}")
 # How the feedback names the exported models.
 MODEL_TITLES = {"train_vae.before": "the train_vae check's model before training",
-                "train_vae.after": "the train_vae check's model after training", "vae": "the VAE", "cvae": "the CVAE"}
+                "train_vae.after": "the train_vae check's model after training",
+                "train_vae.trusted": "the train_vae check's model trained by the contract's step",
+                "vae": "the VAE", "cvae": "the CVAE"}
 
 
 @dataclass
@@ -120,7 +122,7 @@ def usable(array, rows: int, columns: int | None = None) -> bool:
 def run_models(grader, models: dict[str, Path], scoring: dict, limits: Limits) -> VerifiedModels:
     """Run the exported ``models`` (name -> exported folder) on the scoring request's inputs.
 
-    The names are ``train_vae.before``, ``train_vae.after``, ``vae`` and
+    The names are ``train_vae.before``, ``train_vae.after``, ``train_vae.trusted``, ``vae`` and
     ``cvae``; the arrays come back as ``NAME.mu``, ``NAME.logvar``,
     ``NAME.x_hat`` and for the CVAE ``cvae.samples`` and ``cvae.label_sweep``,
     each (N, 1, 28, 28) or (N, Z).

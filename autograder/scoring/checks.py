@@ -607,8 +607,13 @@ PLAUSIBLE_BATCH_LOSS = (0.5, 3.0)
 # to one call per batch). A correct return is that sum exactly; the wrong sizes are again a factor of
 # the number of batches or of the batch size away.
 PLAUSIBLE_RETURN = (0.5, 2.0)
-# The loss after the train_vae probe's calls must be below this fraction of the loss before.
+# The loss after the train_vae probe's calls must be below this fraction of the loss before, or have
+# fallen by at least TRAIN_VAE_TRUSTED_SHARE of what the contract's own step took off the same weights on
+# the same batches (harness.train_with_trusted_step), when that step lowered it by more than
+# TRAIN_VAE_TRUSTED_MIN_FALL: some correct networks (a convolutional one) learn slowly in so few steps.
 TRAIN_VAE_LOSS_BAR = 0.9
+TRAIN_VAE_TRUSTED_SHARE = 0.5
+TRAIN_VAE_TRUSTED_MIN_FALL = 0.02
 
 
 def expected_return(result, before, after, num_batches):
@@ -650,13 +655,19 @@ def check_train_vae(result, request, child_detail) -> Outcome:
     returned = float(array(result, "train_vae.returned")[0])
     num_batches = -(-len(request["steps.images"]) // int(request["steps.batch_size"]))
     epochs = int(request["steps.epochs"])
-    lowered = after < TRAIN_VAE_LOSS_BAR * before
+    trusted = None if measurement_problem(result, "train_vae.trusted", images) else \
+        measured_loss(result, "train_vae.trusted", images, clip=True)
+    trusted_fall = before - trusted if trusted is not None and np.isfinite(trusted) else 0.0
+    lowered = after < TRAIN_VAE_LOSS_BAR * before or (
+        trusted_fall > TRAIN_VAE_TRUSTED_MIN_FALL * before and before - after >= TRAIN_VAE_TRUSTED_SHARE * trusted_fall)
     low, high, explanation = expected_return(result, before, after, num_batches)
     plausible = np.isfinite(returned) and low <= returned <= high
     source = ("test images (the grader's computation)" if GRADER_COPY
               else "of the images it trains on (measured with your loss_function)")
     lines = [f"Loss on {len(images)} {source}: {before:.1f} before, {after:.1f} after "
-             f"{epochs} calls of train_vae, each one epoch of {num_batches} batches.",
+             f"{epochs} calls of train_vae, each one epoch of {num_batches} batches"
+             + (f" (from the same weights on the same batches, the contract's own step reached {trusted:.1f})."
+                if trusted is not None and np.isfinite(trusted) else "."),
              f"The last call returned {returned:.1f}."]
     steps = array(result, "train_vae.grader_steps")
     steps = None if steps is None or steps.size != 1 or steps.item() < 0 else int(steps.item())
@@ -687,12 +698,14 @@ def check_train_vae(result, request, child_detail) -> Outcome:
             cause = ("model.optimizer took no step, and no other optimizer lowered the loss either: apply the "
                      "gradients with model.optimizer.apply_gradients once per batch.")
         elif steps is not None:
-            cause = (f"model.optimizer took {steps} steps, but they did not lower the loss: check that the "
-                     "loss is computed inside the GradientTape and that the gradients are taken with "
-                     "respect to model.trainable_variables.")
+            cause = (f"model.optimizer took {steps} steps in the last call of {num_batches} batches, but they did "
+                     "not lower the loss: check that the loss is computed inside the GradientTape and that the "
+                     "gradients are taken with respect to model.trainable_variables.")
         else:
             cause = "model.optimizer was replaced by something without a step counter."
-        lines.append(f"Expected the loss to fall by at least {1 - TRAIN_VAE_LOSS_BAR:.0%}: " + cause)
+        share = (f", or by at least {TRAIN_VAE_TRUSTED_SHARE:.0%} of what the contract's own step took off"
+                 if trusted_fall > TRAIN_VAE_TRUSTED_MIN_FALL * before else "")
+        lines.append(f"Expected the loss to fall by at least {1 - TRAIN_VAE_LOSS_BAR:.0%}{share}: " + cause)
         if plausible:
             fraction = 0.3
     return failed(" ".join(lines), fraction=fraction)
