@@ -216,6 +216,7 @@ def test_memory_hog_is_stopped(python, workdir):
 
 
 @pytest.mark.slow
+@pytest.mark.after_pool
 def test_fork_bomb_is_bounded_and_cleaned_up(python, workdir):
     marker = f"forkbomb-{uuid.uuid4().hex}"
     code = (

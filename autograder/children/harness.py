@@ -578,6 +578,24 @@ def train_with_trusted_step(vae, assignment, model, request):
     with_trusted_loss((vae, assignment), loss_function, epochs)
 
 
+# The copy is trained only when the loss this process sees fell by less than a fifth: the check's fixed
+# bar is a tenth, and the grader measures on other images and codes (a spread of a few percent). Skipping
+# it can only withhold the comparison's leniency, never grant it.
+YARDSTICK_ABOVE = 0.8
+
+
+def child_loss(measured, images):
+    """The loss of a ``measure_train_vae`` result as this process sees it (NaN when it cannot tell)."""
+    try:
+        # BEGIN GRADER ONLY
+        if GRADER_COPY:
+            return negative_elbo(measured["x_hat"], images, measured["mu"], measured["logvar"])
+        # END GRADER ONLY
+        return float(np.asarray(measured["loss"]).reshape(-1)[0])
+    except Exception:  # noqa: BLE001 - unusable arrays: the check says so from the grader's side
+        return float("nan")
+
+
 def probe_train_vae(vae, assignment, request):
     """A few epochs of ``train_vae``, with the grader's loss: the grader compares the loss before and after,
     and with the loss of a copy of the model trained by the contract's step (``train_with_trusted_step``).
@@ -610,7 +628,7 @@ def probe_train_vae(vae, assignment, request):
     if any(export_errors):
         result["export_error"] = next(e for e in export_errors if e)
     result.update({f"after.{k}": v for k, v in after.items()})
-    if twin is not None:
+    if twin is not None and child_loss(after, eval_images) > YARDSTICK_ABOVE * child_loss(before, eval_images):
         try:
             train_with_trusted_step(vae, assignment, twin, request)
             result.update({f"trusted.{k}": v for k, v in measure_train_vae(twin, vae, eval_images, eval_labels,
