@@ -39,7 +39,7 @@ def reference_full_grade(graded_pool) -> dict:
 
 @dataclass
 class Pool:
-    """Every case of ``hostile_cases`` that this session's tests judge, graded once, two at a time."""
+    """Every case of ``hostile_cases`` that this session's tests judge, graded once."""
 
     available: dict
     graded: dict
