@@ -33,14 +33,12 @@ sys.path.insert(0, str(REPO_DIR / "tests"))
 sys.path.insert(0, str(REPO_DIR))
 
 from autograder.scoring.checks import TRAIN_VAE_LOSS_BAR as BAR  # noqa: E402
-from autograder.scoring.checks import TRAIN_VAE_TRUSTED_MIN_FALL, TRAIN_VAE_TRUSTED_SHARE  # noqa: E402
+from autograder.scoring.checks import train_vae_lowered  # noqa: E402
 
 
 def lowered(ratio: float, trusted: float | None) -> bool:
-    """The check's rule (``checks.check_train_vae``) on loss ratios after / before."""
-    trusted_fall = 0.0 if trusted is None else 1.0 - trusted
-    return ratio < BAR or (trusted_fall > TRAIN_VAE_TRUSTED_MIN_FALL
-                           and 1.0 - ratio >= TRAIN_VAE_TRUSTED_SHARE * trusted_fall)
+    """The check's rule (``checks.train_vae_lowered``) on loss ratios after / before."""
+    return train_vae_lowered(1.0, ratio, trusted)
 
 
 def trajectories(submission: Path, seeds: int, rates: list[float], calls: int) -> list[dict]:
@@ -77,9 +75,7 @@ def trajectories(submission: Path, seeds: int, rates: list[float], calls: int) -
                 return harness.negative_elbo(out["x_hat"], request["steps.eval_images"], out["mu"], out["logvar"])
 
             before = loss(model)
-            twin = harness.build_model(vae, False, request["steps.eps"].shape[1], rate)
-            twin(np.zeros((2, 1, 28, 28), np.float32))
-            twin.set_weights(model.get_weights())
+            twin = harness.copy_of(model, vae, request)
             ratios = [loss(model) / before for _ in harness.train_vae_calls(vae, assignment, model, request)]
             harness.train_with_trusted_step(vae, assignment, twin, request)
             rows.append({"rate": rate, "seed": seed, "before": before, "ratios": ratios,

@@ -72,9 +72,10 @@ def test_the_contracts_own_step_trains_a_copy_on_the_probes_batches_as_a_correct
     request = unit_request(7, arrays.train_images[:2000], arrays.train_labels[:2000])
     latent_size, rate = request["steps.eps"].shape[1], float(request["steps.learning_rate"])
     x = tf.constant(request["steps.eval_images"].astype(np.float32)[:, None] / 255.0)
-    model, twin = (harness.build_model(vae, False, latent_size, rate) for _ in range(2))
-    model(x[:2]), twin(x[:2])
-    twin.set_weights(model.get_weights())
+    model = harness.build_model(vae, False, latent_size, rate)
+    model(x[:2])
+    twin = harness.copy_of(model, vae, request)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), twin.get_weights()))
 
     def loss(m):
         x_hat, mu, logvar = m(x)

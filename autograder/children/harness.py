@@ -528,6 +528,22 @@ def measure_train_vae(model, vae, images, labels, eps):
     return own_measurement(model, vae, images)
 
 
+def probe_loader(request):
+    """The train_vae probe's batches: a new loader over the same images shuffles them in the same orders."""
+    return make_loader(request["steps.images"], request["steps.labels"], int(request["steps.batch_size"]),
+                       request["seed"])
+
+
+def copy_of(model, vae, request):
+    """A second model of the submission's class with ``model``'s (built) weights and an optimizer of its own."""
+    import tensorflow as tf
+
+    twin = build_model(vae, False, request["steps.eps"].shape[1], float(request["steps.learning_rate"]))
+    twin(tf.constant(request["steps.eval_images"][:2].astype(np.float32)[:, None] / 255.0))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
 def train_vae_calls(vae, assignment, model, request):
     """Call the submission's ``train_vae`` on the request's images ``steps.epochs`` times, one loader.
 
@@ -538,7 +554,7 @@ def train_vae_calls(vae, assignment, model, request):
     """
     latent_size = request["steps.eps"].shape[1]
     batch_size = int(request["steps.batch_size"])
-    loader = make_loader(request["steps.images"], request["steps.labels"], batch_size, request["seed"])
+    loader = probe_loader(request)
     args = grader_args({"vae_latent_size": latent_size, "cvae_latent_size": latent_size,
                         "batch_size": batch_size, "vae_epochs": 1, "cvae_epochs": 1,
                         "learning_rate": request["steps.learning_rate"], "seed": request["seed"]}, False)
@@ -562,8 +578,7 @@ def train_with_trusted_step(vae, assignment, model, request):
     import tensorflow as tf
 
     loss_function = TRUSTED.get("loss_function", vae.loss_function)
-    loader = make_loader(request["steps.images"], request["steps.labels"], int(request["steps.batch_size"]),
-                         request["seed"])
+    loader = probe_loader(request)
 
     def epochs():
         for _ in range(int(request["steps.epochs"])):
@@ -602,8 +617,6 @@ def probe_train_vae(vae, assignment, request):
 
     The grader's copy exports the models, for its own measurement on images this process never sees.
     """
-    import tensorflow as tf
-
     eval_images, eval_labels = request["steps.eval_images"], request["steps.eval_labels"]
     eps = request["steps.eps"]
     model = build_model(vae, False, eps.shape[1], float(request["steps.learning_rate"]))
@@ -613,9 +626,7 @@ def probe_train_vae(vae, assignment, request):
     export_errors.append(exported(model, False, eps.shape[1], "train_vae.before"))
     # END GRADER ONLY
     try:
-        twin = build_model(vae, False, eps.shape[1], float(request["steps.learning_rate"]))
-        twin(tf.constant(eval_images[:2].astype(np.float32)[:, None] / 255.0))
-        twin.set_weights(model.get_weights())
+        twin = copy_of(model, vae, request)
     except Exception:  # noqa: BLE001 - without a copy, the check judges train_vae by its fixed bar alone
         twin = None
     # The check judges the last call: its return value against what loss_function returned during it.

@@ -616,6 +616,20 @@ TRAIN_VAE_TRUSTED_SHARE = 0.5
 TRAIN_VAE_TRUSTED_MIN_FALL = 0.02
 
 
+def trusted_is_yardstick(before: float, trusted: float | None) -> bool:
+    """Whether the contract's own step lowered the loss enough (from ``before`` to ``trusted``) to judge by."""
+    return trusted is not None and before - trusted > TRAIN_VAE_TRUSTED_MIN_FALL * before
+
+
+def train_vae_lowered(before: float, after: float, trusted: float | None) -> bool:
+    """The train_vae check's rule: the loss fell below the fixed bar, or by the share of the trusted copy's fall.
+
+    ``trusted``: the copy's loss after the same steps, None when there is none.
+    """
+    return after < TRAIN_VAE_LOSS_BAR * before or (
+        trusted_is_yardstick(before, trusted) and before - after >= TRAIN_VAE_TRUSTED_SHARE * (before - trusted))
+
+
 def expected_return(result, before, after, num_batches):
     """The range a correct return value of ``train_vae`` lies in, and how the grader knows it.
 
@@ -657,9 +671,8 @@ def check_train_vae(result, request, child_detail) -> Outcome:
     epochs = int(request["steps.epochs"])
     trusted = None if measurement_problem(result, "train_vae.trusted", images) else \
         measured_loss(result, "train_vae.trusted", images, clip=True)
-    trusted_fall = before - trusted if trusted is not None and np.isfinite(trusted) else 0.0
-    lowered = after < TRAIN_VAE_LOSS_BAR * before or (
-        trusted_fall > TRAIN_VAE_TRUSTED_MIN_FALL * before and before - after >= TRAIN_VAE_TRUSTED_SHARE * trusted_fall)
+    trusted = trusted if trusted is not None and np.isfinite(trusted) else None
+    lowered = train_vae_lowered(before, after, trusted)
     low, high, explanation = expected_return(result, before, after, num_batches)
     plausible = np.isfinite(returned) and low <= returned <= high
     source = ("test images (the grader's computation)" if GRADER_COPY
@@ -667,7 +680,7 @@ def check_train_vae(result, request, child_detail) -> Outcome:
     lines = [f"Loss on {len(images)} {source}: {before:.1f} before, {after:.1f} after "
              f"{epochs} calls of train_vae, each one epoch of {num_batches} batches"
              + (f" (from the same weights on the same batches, the contract's own step reached {trusted:.1f})."
-                if trusted is not None and np.isfinite(trusted) else "."),
+                if trusted is not None else "."),
              f"The last call returned {returned:.1f}."]
     steps = array(result, "train_vae.grader_steps")
     steps = None if steps is None or steps.size != 1 or steps.item() < 0 else int(steps.item())
@@ -704,7 +717,7 @@ def check_train_vae(result, request, child_detail) -> Outcome:
         else:
             cause = "model.optimizer was replaced by something without a step counter."
         share = (f", or by at least {TRAIN_VAE_TRUSTED_SHARE:.0%} of what the contract's own step took off"
-                 if trusted_fall > TRAIN_VAE_TRUSTED_MIN_FALL * before else "")
+                 if trusted_is_yardstick(before, trusted) else "")
         lines.append(f"Expected the loss to fall by at least {1 - TRAIN_VAE_LOSS_BAR:.0%}{share}: " + cause)
         if plausible:
             fraction = 0.3
