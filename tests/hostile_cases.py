@@ -154,7 +154,9 @@ class Case:
     unprivileged user) or ``"network_namespace"``; without it the case is not
     graded. ``alone``: graded while no other case is, because it uses up a
     budget that concurrent children of the unprivileged user share (their
-    ``RLIMIT_NPROC``).
+    ``RLIMIT_NPROC``). ``idle``: the submission waits for the time limits
+    without using the CPU, so the case is graded in a lane of its own, beside
+    the others.
     """
 
     name: str
@@ -166,11 +168,14 @@ class Case:
     output_words: tuple[str, ...] = ()
     needs: str | None = None
     alone: bool = False
+    idle: bool = False
     # Checks that must come back marked unverified (scored from the child's own numbers, for a TA to review).
     unverified: frozenset[str] = frozenset()
     # "tests": GradeConfig.for_tests() and the session's seed; "full": the real budget and the seed of the
     # stored reference statistics.
     budget: str = "tests"
+    # Graded as Gradescope grades: the built zip's run_autograder in its /autograder layout.
+    through_zip: bool = False
 
 
 # Building the submissions.
@@ -304,8 +309,11 @@ def import_infinite_loop(ctx: Context) -> Files:
     """)
 
 
-def train_vae_infinite_loop(ctx: Context) -> Files:
-    return replace(reference(), "assignment.py", TRAIN_VAE_START, "    while True:\n        pass\n")
+def train_vae_hangs(ctx: Context) -> Files:
+    # A wait that never ends (a deadlock), not a busy loop: the time limits stop it the same way, and the
+    # busy loop at import above already shows that a child spinning on the CPU is stopped.
+    return replace(reference(), "assignment.py", TRAIN_VAE_START,
+                   "    import threading\n    threading.Event().wait()\n")
 
 
 def memory_hog(ctx: Context) -> Files:
@@ -937,15 +945,15 @@ CASES: tuple[Case, ...] = (
     # Runaway.
     Case("import_infinite_loop", "runaway", "an infinite loop when vae.py is imported", import_infinite_loop,
          lose(ALL_CHECKS, *TIME_LIMIT)),
-    Case("train_vae_infinite_loop", "runaway", "an infinite loop in train_vae", train_vae_infinite_loop,
-         lose(TRAINING_KEYS, *TIME_LIMIT)),
+    Case("train_vae_hangs", "runaway", "train_vae waits forever", train_vae_hangs,
+         lose(TRAINING_KEYS, *TIME_LIMIT), idle=True),
     Case("memory_hog", "runaway", "allocates 4 GB when vae.py is imported", memory_hog,
          lose(ALL_CHECKS, "memory")),
     Case("process_spawner", "runaway", "starts 3000 processes when vae.py is imported", process_spawner,
          lose(ALL_CHECKS, "processes", "Resource temporarily unavailable"), alone=True),
     Case("gigabyte_stdout", "runaway", "prints 1 GB whenever assignment.py is imported", gigabyte_stdout),
     Case("sleeps_past_limit", "runaway", "sleeps an hour when assignment.py is imported", sleeps_past_limit,
-         lose(EVERYTHING_AFTER_ASSIGNMENT, *TIME_LIMIT)),
+         lose(EVERYTHING_AFTER_ASSIGNMENT, *TIME_LIMIT), idle=True),
     Case("lingering_daemon", "runaway", "leaves a detached process that overwrites the results after the grader",
          lingering_daemon),
     # Escaping.
@@ -1125,9 +1133,10 @@ SABOTAGED = Case("sabotaged", "sabotage", "train_vae trains on one batch of an e
                  one_batch_of_long_epochs)
 
 
-# The reference graded with the real budget and the seed of the stored reference statistics.
+# The reference graded with the real budget and the seed of the stored reference statistics, through the
+# Gradescope zip.
 REFERENCE_FULL = Case("reference_full", "reference", "the reference solution, graded with the real budget",
-                      lambda ctx: reference(), budget="full")
+                      lambda ctx: reference(), budget="full", through_zip=True)
 
 # The reference graded a second time, in a grader process of its own: the grades must be identical.
 REFERENCE_AGAIN = Case("reference_again", "reference", "the reference solution, graded again", lambda ctx: reference())
@@ -1203,6 +1212,17 @@ class Graded:
             return None
 
 
+def gradescope_layout(root: Path, python: str, env: dict) -> dict:
+    """Unpack the built Gradescope zip into ``root/source`` beside ``root/submission`` (Gradescope's
+    /autograder layout; ``run_autograder`` writes ``root/results/results.json``); the environment that
+    runs its ``run_autograder`` there with ``python`` instead of the venv its ``setup.sh`` makes."""
+    from autograder.tools.gradescope import build_zip
+
+    with zipfile.ZipFile(build_zip(root / "autograder.zip")) as archive:
+        archive.extractall(root / "source")
+    return dict(env, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=python, VAE_KIT_CACHE_DIR=str(root / "cache"))
+
+
 def grade_case(case: Case, work: Path, repo_dir: Path, port: int, python: str, env: dict,
                running: set | None = None) -> Graded:
     """Write the case's submission under ``work`` and grade it in a grader process of its own.
@@ -1215,9 +1235,14 @@ def grade_case(case: Case, work: Path, repo_dir: Path, port: int, python: str, e
     results = folder / "results" / "results.json"
     config, seed = (GradeConfig(), DEFAULT_SEED) if case.budget == "full" else (GradeConfig.for_tests(TEST_SEED), TEST_SEED)
     limit = config.total_seconds + RUNNER_GRACE_SECONDS
+    if case.through_zip:
+        env = gradescope_layout(folder, python, env)
+        command = ["bash", str(folder / "source" / "run_autograder"), "--seed", str(seed)]
+    else:
+        command = [python, "-c", RUNNER, str(folder / "submission"), str(results), str(seed), case.budget]
     began = time.monotonic()
-    process = subprocess.Popen([python, "-c", RUNNER, str(folder / "submission"), str(results), str(seed), case.budget],
-                               cwd=repo_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=repo_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
     running = set() if running is None else running
     running.add(process)
     try:
@@ -1243,8 +1268,9 @@ class Grading:
 
     It starts with one worker: the caller's own work keeps the other core busy. :meth:`result`
     widens it to ``workers`` (the caller now only waits) and returns every grade. Cases graded
-    ``alone`` wait for that too, since the caller's work must not run beside them. The longest
-    cases go first, so that they overlap with the many short ones.
+    ``alone`` wait for that too, since the caller's work must not run beside them; ``idle`` cases
+    are graded one at a time in a lane of their own from the start. The longest cases go first, so
+    that they overlap with the many short ones.
     """
 
     def __init__(self, cases: list[Case], work: Path, python: str, workers: int = 2,
@@ -1278,16 +1304,17 @@ class Grading:
 
     def _grade_all(self, cases, work, python, workers, progress) -> None:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-        waiting = collections.deque(sorted((case for case in cases if not case.alone),
+        waiting = collections.deque(sorted((case for case in cases if not (case.alone or case.idle)),
                                            key=lambda case: (case.budget != "full", case.group != "runaway")))
+        idle = collections.deque(case for case in cases if case.idle and not case.alone)
         try:
             with listening_port() as port:
-                def grade_next(first_worker: bool) -> None:
+                def grade_next(queue: collections.deque, first_worker: bool) -> None:
                     if not first_worker:
                         self.widened.wait()
                     while not self.cancelled.is_set():
                         try:
-                            case = waiting.popleft()
+                            case = queue.popleft()
                         except IndexError:
                             return
                         graded = grade_case(case, work, REPO_DIR, port, python, env, self._running)
@@ -1295,12 +1322,14 @@ class Grading:
                         if progress is not None:
                             progress(graded)
 
-                with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-                    for future in [pool.submit(grade_next, index == 0) for index in range(max(1, workers))]:
+                # The idle cases' lane adds almost no load, so it runs from the start beside the workers.
+                lanes = [(idle, True)] + [(waiting, index == 0) for index in range(max(1, workers))]
+                with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
+                    for future in [pool.submit(grade_next, *lane) for lane in lanes]:
                         future.result()
                 self.widened.wait()
                 waiting.extend(case for case in cases if case.alone)
-                grade_next(True)
+                grade_next(waiting, True)
         except BaseException as error:  # noqa: BLE001 - handed to the caller by result()
             self._error = error
 

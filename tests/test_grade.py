@@ -2,9 +2,9 @@
 
 Every submission here is the reference solution, with one bug written in or as it is. The usual bugs
 (``hostile_cases.BUGS``) are graded with the tests' budget in the session's pool of grades
-(``conftest.graded_pool``); the reference's grade with the full budget is the session fixture
-``reference_full_grade``, which ``test_reference_stats.py`` shares (its small-budget grade runs through
-the Gradescope layout, in ``test_gradescope.py``). Every grade draws its inputs from the session's seed
+(``conftest.graded_pool``); the reference's grade with the full budget, through the Gradescope zip's
+``run_autograder``, is the session fixture ``reference_full_grade``, which ``test_reference_stats.py``
+and ``test_gradescope.py`` share. Every grade draws its inputs from the session's seed
 (``helpers.TEST_SEED``).
 """
 

@@ -1,18 +1,15 @@
 """The Gradescope zip: unpacked into a folder laid out like /autograder/ and run on the reference."""
 
 import argparse
-import json
 import os
-import shutil
 import subprocess
-import sys
 import zipfile
 
 import pytest
 
 from autograder.scoring.checks import CHECKS_BY_KEY
 from autograder.tools.gradescope import SETUP_SH, build_zip
-from helpers import CODE_DIR, assert_valid_gradescope, require_mnist_dir
+from helpers import assert_valid_gradescope
 
 
 def test_zip_holds_setup_run_script_grader_and_classifier_but_no_solution(tmp_path):
@@ -43,25 +40,18 @@ def test_each_zip_gets_a_fresh_secret_that_decides_the_grades_inputs(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_autograder_grades_the_reference_in_an_autograder_layout(tmp_path):
-    data_dir = require_mnist_dir()
-    root = tmp_path / "autograder"
-    with zipfile.ZipFile(build_zip(tmp_path / "autograder.zip")) as archive:
-        archive.extractall(root / "source")
-    (root / "submission").mkdir()
-    for name in ("vae.py", "assignment.py"):
-        shutil.copyfile(CODE_DIR / name, root / "submission" / name)
-    env = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable,
-               MNIST_DATA_DIR=data_dir, VAE_KIT_CACHE_DIR=str(tmp_path / "cache"))
-    done = subprocess.run(["bash", str(root / "source" / "run_autograder"), "--small"], env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads((root / "results" / "results.json").read_text())
+def test_run_autograder_grades_the_reference_in_an_autograder_layout(reference_full_grade):
+    """The built zip unpacked into an /autograder layout, its ``run_autograder`` run on the reference
+    (``hostile_cases.gradescope_layout``; the grade the session's pool shares with the reference's
+    full-budget tests)."""
+    import hostile_cases as hc
+
+    results = reference_full_grade
     assert_valid_gradescope(results)
     assert results["score"] == 100, [t["output"][:200] for t in results["tests"] if t["status"] != "passed"]
     assert results["extra_data"]["machine"]["cpus"] > 0
     # The isolation the grader reports is the one this machine allows the zip's interpreter.
-    assert results["extra_data"]["isolation"]["user"] == ("unprivileged" if nobody_can_start(sys.executable)
+    assert results["extra_data"]["isolation"]["user"] == ("unprivileged" if nobody_can_start(hc.PYTHON)
                                                            else "the grader's")
     generation = {test["name"]: test for test in results["tests"]}[CHECKS_BY_KEY["cvae_generation"].name]
     assert generation["output_format"] == "html" and "data:image/png;base64," in generation["output"]

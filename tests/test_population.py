@@ -1,12 +1,12 @@
 """The calibration population in CI: every member's unit checks, every mutant's, and the whole grades that matter.
 
 ``bench/bench_population.py`` grades the whole population with the real
-budget (an hour or more); here every member and mutant goes through the unit
-checks (seconds each), and, with the tests' budget, a whole grade goes to the
-eager-only member (a Python loop, ``.numpy()`` and static shapes in its loss:
-the slowest style of the population), to the slip of a decoder that returns
-flat images, and to every mutant whose bug reaches a training check
-(``hostile_cases.POPULATION``).
+budget (an hour or more); here, with the tests' budget, a whole grade goes to
+the eager-only member (a Python loop, ``.numpy()`` and static shapes in its
+loss: the slowest style of the population), to the slip of a decoder that
+returns flat images, and to every mutant whose bug reaches a training check
+(``hostile_cases.POPULATION``), and every other member and mutant goes through
+the unit checks (seconds each).
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +23,8 @@ pytestmark = pytest.mark.slow
 
 MEMBERS = members()
 MUTANTS = mutants()
+# Members and mutants graded whole in the pool: that grade judges their unit checks too.
+GRADED_WHOLE = frozenset(case.name for case in hc.POPULATION)
 
 
 def quiet(_line):
@@ -51,14 +53,14 @@ def unit_outcomes(request, tmp_path_factory) -> dict:
         return dict(pool.map(units, names))
 
 
-@pytest.mark.parametrize("name", sorted(MEMBERS))
+@pytest.mark.parametrize("name", sorted(set(MEMBERS) - GRADED_WHOLE))
 def test_every_member_passes_every_unit_check(name, unit_outcomes):
     outcomes = unit_outcomes[name]
     lost = {key: outcome.feedback for key, outcome in outcomes.items() if outcome.fraction < 1}
     assert not lost, f"{name} ({MEMBERS[name].style}) lost unit points"
 
 
-@pytest.mark.parametrize("name", sorted(MUTANTS))
+@pytest.mark.parametrize("name", sorted(set(MUTANTS) - GRADED_WHOLE))
 def test_each_mutant_loses_its_unit_checks_and_keeps_the_others(name, unit_outcomes):
     mutant = MUTANTS[name]
     outcomes = unit_outcomes[name]
@@ -83,6 +85,19 @@ def test_graded_whole_each_loses_the_points_of_its_bug_and_no_others(case_name, 
     if case_name == hc.FLAT_DECODER:
         tests = {test["name"]: test for test in graded.results["tests"]}
         assert "reshaped them" in tests[CHECKS_BY_KEY["vae_training"].name]["output"]
+
+
+def test_every_member_and_mutant_is_judged_on_every_unit_check():
+    """By the unit checks alone, or by the whole grade, which expects each unit check of the bug to lose
+    points and every other one to keep the reference's full marks."""
+    unit_judged = {item for test in (test_every_member_passes_every_unit_check,
+                                     test_each_mutant_loses_its_unit_checks_and_keeps_the_others)
+                   for mark in test.pytestmark if mark.name == "parametrize" for item in mark.args[1]}
+    assert unit_judged | GRADED_WHOLE == set(MEMBERS) | set(MUTANTS)
+    for case in hc.POPULATION:
+        assert not case.unchecked & set(UNIT_CHECKS), case.name
+        mutant = MUTANTS.get(case.name)
+        assert set(case.lost) == (set(mutant.checks) - case.unchecked if mutant else set()), case.name
 
 
 def test_the_whole_grades_cover_every_mutant_whose_training_the_tests_budget_decides():
