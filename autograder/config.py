@@ -13,6 +13,10 @@ DEPLOYMENT_FILE = PACKAGE_DIR / "deployment.json"
 # Gradescope's default timeout, and what a grade leaves of any timeout for the container's start and upload.
 DEFAULT_TIME_LIMIT_SECONDS = 600.0
 PLATFORM_MARGIN_SECONDS = 40.0
+# Where no platform's timeout binds (``grade`` and ``grade-all`` outside the zip), the grade is planned to
+# Gradescope's longest timeout: training is then counted in work (the caps of epochs and the bars decide)
+# for any correct submission on a busy machine, and the time limits only stop a run that hangs.
+LOCAL_TIME_LIMIT_SECONDS = 2400.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,9 @@ class GradeConfig:
     # The whole grade, children included, ends within this time (Gradescope's default limit is 600 s;
     # ``for_time_limit`` plans to another).
     total_seconds: float = DEFAULT_TIME_LIMIT_SECONDS - PLATFORM_MARGIN_SECONDS
+    # Whether that time is a platform's timeout (Gradescope's), which may stop a slow submission's training
+    # before its bar; False where the grader plans to ``LOCAL_TIME_LIMIT_SECONDS`` instead (``deployed``).
+    platform_timeout: bool = True
     # The memory the README recommends giving the autograder (the machine's or container's limit, for the
     # grader and every child together); below it, every grade says so in its log and its results.
     recommended_memory_mb: int = 2048
@@ -115,11 +122,15 @@ class GradeConfig:
 
     @classmethod
     def deployed(cls) -> "GradeConfig":
-        """The default config, planned to the timeout that ``build-zip`` recorded (``DEPLOYMENT_FILE``), if any."""
+        """The default config for where this grader runs.
+
+        In the Gradescope zip it is planned to the timeout that ``build-zip`` recorded (``DEPLOYMENT_FILE``);
+        elsewhere no platform stops the grade, so it is planned to ``LOCAL_TIME_LIMIT_SECONDS``.
+        """
         import json
 
         if not DEPLOYMENT_FILE.is_file():
-            return cls()
+            return dataclasses.replace(cls().for_time_limit(LOCAL_TIME_LIMIT_SECONDS), platform_timeout=False)
         return cls().for_time_limit(float(json.loads(DEPLOYMENT_FILE.read_text())["time_limit_seconds"]))
 
     def small(self) -> "GradeConfig":

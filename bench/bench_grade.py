@@ -30,10 +30,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(REPO_DIR))
 
 from box import BOXES, Box, BoxError, BoxSize  # noqa: E402
 
@@ -73,17 +75,79 @@ def memory_kb(pid: int) -> tuple[int, int]:
     return rss, anon
 
 
+def deploy(root: Path, time_limit_minutes: float) -> Path:
+    """Deploy the Gradescope zip as Gradescope does, under ``root`` instead of /autograder.
+
+    Builds the zip (``--time-limit`` recorded in it), unpacks it into ``root/source`` and runs its own
+    ``setup.sh`` there (apt, the virtual environment from ``/usr/bin/python3``, the pinned
+    requirements, verified MNIST in ``root/cache``; ``MNIST_DATA_DIR`` is passed on). Returns ``root``.
+    """
+    from autograder.tools.gradescope import build_zip
+
+    root = root.resolve()
+    shutil.rmtree(root / "source", ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(build_zip(root / "autograder.zip", time_limit_minutes)) as archive:
+        for info in archive.infolist():
+            archive.extract(info, root / "source")
+            # zipfile drops the modes the archive records (setup.sh and run_autograder are executable).
+            os.chmod(root / "source" / info.filename, (info.external_attr >> 16) or 0o644)
+    # The unprivileged user that runs the submission's code must reach the environment (setup.sh makes
+    # it world-readable; the folders above it are ours).
+    for folder in [root, *root.parents]:
+        folder.chmod(folder.stat().st_mode | 0o005)
+    done = subprocess.run(["bash", str(root / "source" / "setup.sh")], env=dict(os.environ, AUTOGRADER_ROOT=str(root)),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"setup.sh failed (exit status {done.returncode}):\n{done.stderr[-3000:]}")
+    return root
+
+
+def deployed_grade(deployment: Path, submission: Path, work: Path) -> tuple[list[str], dict, Path]:
+    """The command that grades ``submission`` with the deployment's own ``run_autograder``, in an
+    /autograder layout of its own under ``work`` (the deployment's source, environment and cache
+    linked in), its environment, and where it writes ``results.json``."""
+    work.chmod(0o755)
+    root = work / "autograder"
+    root.mkdir(mode=0o755)
+    for name in ("source", "venv", "cache"):
+        (root / name).symlink_to(deployment / name)
+    shutil.copytree(submission, root / "submission")
+    env = {key: value for key, value in os.environ.items() if key not in ("AUTOGRADER_PYTHON", "VAE_KIT_CACHE_DIR")}
+    return ["bash", str(root / "source" / "run_autograder")], dict(env, AUTOGRADER_ROOT=str(root)), \
+        root / "results" / "results.json"
+
+
+@contextlib.contextmanager
+def competing_load():
+    """A CPU-bound process beside the grades (NumPy matrix products on every core), as another job on the
+    same machine would be."""
+    burner = subprocess.Popen([sys.executable, "-c", "import numpy as np\na = np.random.rand(800, 800)\n"
+                               "while True:\n    a = np.tanh(a @ a)"], stdout=subprocess.DEVNULL)
+    try:
+        yield burner
+    finally:
+        burner.kill()
+        burner.wait()
+
+
 def grade_once(submission: Path, small: bool = False, cores: str | None = None, box: BoxSize | None = None,
-               seed: int | None = None) -> dict:
+               seed: int | None = None, deployment: Path | None = None) -> dict:
     """Grade ``submission`` in a fresh ``python -m autograder grade`` and measure it.
 
+    ``deployment``: grade through the deployed zip's ``run_autograder`` instead (see :func:`deploy`).
     Returns the wall time, the peak RSS summed over the process tree (sampled
     every 0.1 s), inside a box also the kernel's peak charge and its
     out-of-memory kills, the results file and the grader's log lines.
     """
     with tempfile.TemporaryDirectory() as work, contextlib.ExitStack() as stack:
-        results = Path(work) / "results.json"
-        command = [sys.executable, "-m", "autograder", "grade", str(submission), "--results", str(results)]
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        if deployment is None:
+            results = Path(work) / "results.json"
+            command = [sys.executable, "-m", "autograder", "grade", str(submission), "--results", str(results)]
+        else:
+            command, env, results = deployed_grade(deployment, submission, Path(work))
+            env["TF_CPP_MIN_LOG_LEVEL"] = "3"
         if small:
             command.append("--small")
         if seed is not None:
@@ -95,7 +159,7 @@ def grade_once(submission: Path, small: bool = False, cores: str | None = None, 
             command = cgroup.wrap(command)
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=REPO_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                                   text=True, env=env)
         peak_rss = peak_anon = 0
         while process.poll() is None:
             usage = [memory_kb(pid) for pid in descendants(process.pid)]

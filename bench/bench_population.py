@@ -9,11 +9,19 @@ one: an hour or two on 2 cores, so run it in the background::
 
     python bench/bench_population.py [--seeds 1234 1 2] [--box gradescope] [--only NAME ...]
         [--members-only | --mutants-only] [--small] [--jobs N | --cores 1] [--json OUT.json]
+        [--zip ROOT [--time-limit MINUTES]] [--load]
+
+``--zip ROOT`` grades as an instructor deploys: the Gradescope zip built with
+``--time-limit``, unpacked into ``ROOT/source`` and set up by its own
+``setup.sh`` (as root: it runs apt), then every grade by the zip's
+``run_autograder`` (in the box, with ``--box``). ``--load`` runs a CPU-bound
+process on every core beside the grades, as a busy machine would.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -30,7 +38,7 @@ sys.path.insert(0, str(REPO_DIR / "tests"))
 sys.path.insert(0, str(REPO_DIR))
 
 from autograder.scoring.checks import CHECKS, UNIT_CHECKS  # noqa: E402
-from bench_grade import grade_once  # noqa: E402
+from bench_grade import competing_load, deploy, grade_once  # noqa: E402
 from box import BOXES, BoxError  # noqa: E402
 from population import members, mutants, write_submission  # noqa: E402
 
@@ -94,6 +102,11 @@ def main(argv=None) -> int:
                         help="grades at once; on the machine's cores each is pinned to one core")
     parser.add_argument("--cores", default=None, help="pin every grade to these cores (a taskset list, e.g. 1)")
     parser.add_argument("--markdown", action="store_true", help="also print the rows as a Markdown table")
+    parser.add_argument("--zip", type=Path, default=None, metavar="ROOT",
+                        help="deploy the Gradescope zip under ROOT with its setup.sh and grade with its run_autograder")
+    parser.add_argument("--time-limit", type=float, default=10, metavar="MINUTES",
+                        help="with --zip: the Gradescope timeout the zip is built for (default 10)")
+    parser.add_argument("--load", action="store_true", help="a CPU-bound process on every core beside the grades")
     args = parser.parse_args(argv)
 
     found_members, found_mutants = members(), mutants()
@@ -105,8 +118,14 @@ def main(argv=None) -> int:
     if args.only:
         plan = [row for row in plan if row[0] in args.only]
     box = BOXES[args.box] if args.box else None
+    deployment = None
+    if args.zip is not None:
+        print(f"deploying the zip ({args.time_limit:g} minutes) under {args.zip} with its setup.sh", flush=True)
+        deployment = deploy(args.zip, args.time_limit)
     print(f"{len(found_members)} members, {len(found_mutants)} mutants; {len(plan)} grades"
-          + (f" inside a box of {box}" if box else " on this machine's cores"), flush=True)
+          + (" through the zip's run_autograder" if deployment else "")
+          + (f" inside a box of {box}" if box else " on this machine's cores")
+          + (", a CPU-bound process beside them" if args.load else ""), flush=True)
     print(f"{'submission':34s} {'seed':>5s} {'score':>6s} {'VAE ep':>6s} {'CVAE ep':>7s} {'wall s':>7s} "
           f"{'peak MB':>8s}  verdict  lost points on", flush=True)
     rows, wrong = [], []
@@ -119,7 +138,7 @@ def main(argv=None) -> int:
             cores = str(index % len(os.sched_getaffinity(0)))
         with tempfile.TemporaryDirectory() as work:
             submission = write_submission(name, Path(work) / name)
-            run = grade_once(submission, small=args.small, box=box, seed=seed, cores=cores)
+            run = grade_once(submission, small=args.small, box=box, seed=seed, cores=cores, deployment=deployment)
         right, lost = verdict(expected, run["results"])
         peak = run.get("box_peak_mb", run["peak_rss_mb"])
         row = {"name": name, "kind": "member" if expected is None else "mutant", "seed": seed,
@@ -128,6 +147,8 @@ def main(argv=None) -> int:
                "cvae_epochs": epochs_trained(run["results"], "CVAE generation"),
                "wall_seconds": round(run["wall_seconds"], 1), "peak_mb": round(peak), "cores": cores,
                "oom_kills": run.get("oom_kills"), "log": run["log"],
+               "isolation": run["results"].get("extra_data", {}).get("isolation"),
+               "warnings": run["results"].get("extra_data", {}).get("warnings", []),
                "feedback": {t["name"]: t["output"] for t in run["results"]["tests"]
                             if t["score"] < t["max_score"] or t["name"] in TRAINING_CHECKS}}
         with lock:
@@ -142,7 +163,8 @@ def main(argv=None) -> int:
                 args.json.write_text(json.dumps(rows, indent=1))
 
     try:
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool, \
+                (competing_load() if args.load else contextlib.nullcontext()):
             for future in [pool.submit(grade_row, i, *row) for i, row in enumerate(plan)]:
                 future.result()
     except BoxError as error:

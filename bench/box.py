@@ -28,8 +28,8 @@ class BoxSize:
         return f"{self.cpus:g} vCPU, {self.memory_mb} MB"
 
 
-# Gradescope's default container, and the size the README recommends when the default is too small.
-BOXES = {"gradescope": BoxSize(0.5, 768), "1cpu-2gb": BoxSize(1.0, 2048)}
+# Gradescope's default container; its CPU with the memory the README recommends; a larger one.
+BOXES = {"gradescope": BoxSize(0.5, 768), "recommended": BoxSize(0.5, 2048), "1cpu-2gb": BoxSize(1.0, 2048)}
 
 
 class BoxError(Exception):

@@ -7,6 +7,7 @@ import zipfile
 
 import pytest
 
+from autograder import config
 from autograder.scoring.checks import CHECKS_BY_KEY
 from autograder.tools.gradescope import SETUP_SH, build_zip
 from helpers import assert_valid_gradescope
@@ -50,6 +51,9 @@ def test_run_autograder_grades_the_reference_in_an_autograder_layout(reference_f
     assert_valid_gradescope(results)
     assert results["score"] == 100, [t["output"][:200] for t in results["tests"] if t["status"] != "passed"]
     assert results["extra_data"]["machine"]["cpus"] > 0
+    # Planned to the timeout the zip records (Gradescope's default), which the grader knows it runs under.
+    assert results["extra_data"]["machine"]["platform_timeout"] is True
+    assert results["extra_data"]["machine"]["grade_seconds"] == 600 - config.PLATFORM_MARGIN_SECONDS
     # The isolation the grader reports is the one this machine allows the zip's interpreter.
     assert results["extra_data"]["isolation"]["user"] == ("unprivileged" if nobody_can_start(hc.PYTHON)
                                                            else "the grader's")
@@ -72,11 +76,12 @@ def nobody_can_start(python: str) -> bool:
 def test_setup_makes_the_environment_from_the_interpreter_it_installs():
     # A python3 found first on PATH may live under a private folder that the children's user cannot enter.
     venv_lines = [line for line in SETUP_SH.splitlines() if "-m venv" in line]
-    assert venv_lines == ["/usr/bin/python3 -m venv /autograder/venv"]
+    assert venv_lines == ['/usr/bin/python3 -m venv "$ROOT/venv"']
+    assert 'ROOT="${AUTOGRADER_ROOT:-/autograder}"' in SETUP_SH.splitlines()
 
 
 def test_the_zip_records_the_timeout_and_each_grade_plans_to_it(tmp_path, monkeypatch):
-    from autograder import cli, config
+    from autograder import cli
     from autograder.config import GradeConfig
 
     with zipfile.ZipFile(build_zip(tmp_path / "twenty.zip", time_limit_minutes=20)) as archive:
@@ -91,7 +96,12 @@ def test_the_zip_records_the_timeout_and_each_grade_plans_to_it(tmp_path, monkey
     assert planned.unit_limits == default.unit_limits
     assert GradeConfig().for_time_limit(config.DEFAULT_TIME_LIMIT_SECONDS) == default
     monkeypatch.setattr(config, "DEPLOYMENT_FILE", tmp_path / "absent.json")
-    assert cli.config_from(argparse.Namespace(small=False, seed=None)) == default
+    # Outside the zip no platform stops the grade: it is planned to the longest timeout, and says so.
+    local = cli.config_from(argparse.Namespace(small=False, seed=None))
+    assert not local.platform_timeout and planned.platform_timeout
+    assert local.total_seconds == config.LOCAL_TIME_LIMIT_SECONDS - config.PLATFORM_MARGIN_SECONDS
+    assert local.train_limits.wall_seconds - default.train_limits.wall_seconds == \
+        config.LOCAL_TIME_LIMIT_SECONDS - config.DEFAULT_TIME_LIMIT_SECONDS
 
 
 def test_build_zip_refuses_a_timeout_gradescope_does_not_offer(tmp_path, capsys):

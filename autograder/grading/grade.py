@@ -97,10 +97,12 @@ def thread_settings(cpus: float) -> dict[str, str]:
 
 
 def machine_report(config: GradeConfig) -> tuple[dict, list[str]]:
-    """The CPUs and memory this grade runs with (the container's, where it sets them), and warnings."""
+    """The CPUs and memory this grade runs with (the container's, where it sets them), the seconds it is
+    planned to and whether a platform's timeout sets them (``GradeConfig.deployed``), and warnings."""
     cgroup = memory_cgroup()
     memory_mb = cgroup.limit_mb() if cgroup else None
-    machine = {"cpus": round(available_cpus(), 2), "memory_mb": None if memory_mb is None else round(memory_mb)}
+    machine = {"cpus": round(available_cpus(), 2), "memory_mb": None if memory_mb is None else round(memory_mb),
+               "grade_seconds": round(config.total_seconds), "platform_timeout": config.platform_timeout}
     warnings = []
     if memory_mb is not None and memory_mb < config.recommended_memory_mb:
         warnings.append(f"this machine's memory limit is {memory_mb:.0f} MB, below the {config.recommended_memory_mb} "
@@ -155,9 +157,18 @@ class Grader:
         self.isolation = {"user": "unprivileged" if self.run_as else "the grader's",
                           "network": "cut off" if network_isolation_available() else "shared"}
         log(f"children run as {self.isolation['user']} user, network {self.isolation['network']}")
-        self.machine, self.warnings = machine_report(config)
-        for warning in self.warnings:
-            log(f"warning: {warning}")
+        self.machine, warnings = machine_report(config)
+        self.warnings: list[str] = []
+        log(f"the grade is planned to {config.total_seconds:.0f} s" + (
+            " (the platform's timeout less a margin)" if config.platform_timeout else
+            " (no platform's timeout here: the caps of epochs and the bars decide; the time only stops a hang)"))
+        for warning in warnings:
+            self.warn(warning)
+
+    def warn(self, warning: str) -> None:
+        """A warning for the instructor: in the log, and in the results' ``extra_data``."""
+        self.warnings.append(warning)
+        self.log(f"warning: {warning}")
 
     def _child_user(self) -> str | None:
         """``"auto"`` (an unprivileged user when root) if that user can start Python, else None.
@@ -601,6 +612,12 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
         (arrays.test_images, arrays.test_labels)))
     tests.append(test_result("cvae_generation", checks.with_upstream(
         generation, checks.failed_upstream(outcomes, "cvae_generation")), found["cvae_generation"]))
+    for title, run, prefix, met_bar, outcome in (
+            ("VAE", vae_run, "vae", checks.vae_met_bar(vae_run.arrays, train), vae_outcome),
+            ("CVAE", cvae_run, "cvae", judge.met_bar, generation)):
+        cap = int(train[f"{prefix}_epochs"])
+        if outcome.fraction < 1 and checks.cut_by_time(run.arrays, prefix, cap, met_bar):
+            grader.warn(time_cut_warning(title, run, prefix, cap, config))
     output = [f"Graded {', '.join(files)}."]
     failed_runs = {run.child.detail for run in [*unit_runs.values(), vae_run, cvae_run]
                    if run.child.status != "ok"}
@@ -612,6 +629,17 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
     return Report(tests=tests, output=" ".join(output),
                   extra_data={"runs": statuses, "isolation": grader.isolation, "machine": grader.machine,
                               **({"warnings": grader.warnings} if grader.warnings else {})})
+
+
+def time_cut_warning(title: str, run: ChildRun, prefix: str, cap: int, config: GradeConfig) -> str:
+    """For the instructor: the grade's time, not the submission, ended a training run short of its bar."""
+    seconds = run.arrays.get(f"{prefix}.epoch_seconds")
+    epochs = 0 if seconds is None else len(seconds)
+    remedy = ("build the zip with a longer --time-limit, or grade it again with grade-all, which no platform's "
+              "timeout stops" if config.platform_timeout else "grade it again on a machine with more time to spare")
+    return (f"the {title}'s training stopped after {epochs} of at most {cap} epochs, short of its bar, because "
+            f"the next epoch would not have ended within the grade's {config.total_seconds:.0f} s; it lost points "
+            f"for time, not for its code: {remedy}")
 
 
 def generation_outcome(arrays: dict, request: dict, detail: str, config: GradeConfig, train_images,

@@ -564,10 +564,28 @@ def training_story(result, prefix, child_detail: str, cap: int, bar_met: str | N
         ended, per_epoch = f"Training reached the grader's cap of {epochs_text(cap)}.", ""
     else:
         ended = ("Training stopped before the cap because the next epoch would not have ended within the "
-                 "grade's time limit.")
+                 "grade's time limit: time ran out on the machine that trained it, which is no fault of your code."
+                 + still_falling(array(result, f"{prefix}.metric")))
     trainer = "The grader" if GRADER_COPY else "This self-check"
     text = f"{trainer} trained {epochs_text(epochs)}{per_epoch}. {ended}"
     return text + own_optimizer_note(array(result, f"{prefix}.grader_steps")) + flat_decoder_note(result, prefix)
+
+
+def still_falling(losses) -> str:
+    """A sentence saying that the loss fell in the last epoch, when it did (else nothing)."""
+    if losses is None or len(losses) < 2 or not np.all(np.isfinite(losses[-2:])) or losses[-1] >= losses[-2]:
+        return ""
+    return f" Its loss was still falling ({losses[-2]:.1f}, then {losses[-1]:.1f})."
+
+
+# BEGIN GRADER ONLY
+def cut_by_time(result, prefix: str, cap: int, bar_met: bool) -> bool:
+    """Whether the grade's time ended training (``training_story``'s last case): the run ended normally
+    before its cap, short of the bar."""
+    seconds = array(result, f"{prefix}.epoch_seconds")
+    epochs = 0 if seconds is None else len(seconds)
+    return f"done.{prefix}" in result and not result.get(f"{prefix}.error") and not bar_met and epochs < cap
+# END GRADER ONLY
 
 
 def upstream_note(failed_units: list[str]) -> str:
@@ -741,6 +759,13 @@ def unit_checks() -> dict:
 UNIT_CHECKS = unit_checks()
 
 
+def vae_met_bar(result, request) -> bool:
+    """Whether the VAE's loss after its last epoch, measured by its child, was below its early stop's bar."""
+    losses = array(result, "vae.metric")
+    stop_below = float(request["vae.stop_below"])
+    return bool(losses is not None and len(losses) and np.isfinite(stop_below) and losses[-1] < stop_below)
+
+
 def check_vae_training(result, request, child_detail: str, config) -> Outcome:
     """The negative ELBO of the VAE that the grader trained with the submission's ``train_vae``."""
     images = request["eval.images"]
@@ -760,9 +785,8 @@ def check_vae_training(result, request, child_detail: str, config) -> Outcome:
     if returned is not None:
         history += " Your train_vae returned " + ", ".join(f"{v:.0f}" for v in returned) + "."
     stop_below = float(request["vae.stop_below"])
-    stopped = losses is not None and len(losses) and np.isfinite(stop_below) and losses[-1] < stop_below
     bar_met = (f"It stopped once its loss on the {int(request['eval.stop_count'])} test images of its stop set "
-               f"was below {stop_below:g} (the bar less a margin).") if stopped else None
+               f"was below {stop_below:g} (the bar less a margin).") if vae_met_bar(result, request) else None
     story = training_story(result, "vae", child_detail, cap, bar_met)
     if not np.isfinite(loss):
         return failed(f"After training, {invalid_outputs(result, 'vae') or 'the loss is not finite'}, so the "

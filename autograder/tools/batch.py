@@ -29,12 +29,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from autograder.config import LOCAL_TIME_LIMIT_SECONDS
 from autograder.paths import REPO_DIR
 from autograder.scoring.checks import CHECKS
 
-# One submission's whole grading may not take longer than this; a stuck grade
-# is stopped and recorded as a timeout, and the batch goes on.
-GRADE_TIMEOUT_S = 1800
+# One submission's whole grading may not take longer than this (the grader plans its own grade to
+# LOCAL_TIME_LIMIT_SECONDS, less a margin); a stuck grade is stopped and recorded as a timeout, and the
+# batch goes on.
+GRADE_TIMEOUT_S = LOCAL_TIME_LIMIT_SECONDS + 300
 # What one grade needs at its peak: a training child (its memory limit) and the grader beside it.
 MEMORY_PER_GRADE_GB = 3.0
 # The gradebook's status column, worst first: how the grade of a submission ended.
@@ -178,7 +180,7 @@ def grade_one(submission: Path, results: Path, config: BatchConfig) -> dict:
             error = " ".join(line.strip() for line in lines[first:]
                              if not line.startswith("results written to"))[:300]
     except subprocess.TimeoutExpired:
-        error = f"grading took longer than {GRADE_TIMEOUT_S} s"
+        error = f"grading took longer than {GRADE_TIMEOUT_S:g} s"
     minutes = (time.monotonic() - start) / 60
     data = read_json(results)
     if data is None:

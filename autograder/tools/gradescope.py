@@ -14,17 +14,19 @@ from autograder.grading.submission import PROVIDED_MODULES
 from autograder.paths import CODE_DIR, PACKAGE_DIR, REPO_DIR
 
 SETUP_SH = """#!/usr/bin/env bash
-# Gradescope runs this once when it builds the autograder image.
+# Gradescope runs this once when it builds the autograder image; AUTOGRADER_ROOT lets a bench deploy it
+# elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")"
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
 apt-get update -q && apt-get install -y -q python3 python3-venv python3-pip
 # The interpreter apt installed, not whichever python3 comes first on PATH: one under a private folder
 # (a pyenv under /root) cannot be started by the unprivileged user that runs the submission's code.
-/usr/bin/python3 -m venv /autograder/venv
-/autograder/venv/bin/python -m pip install -q --upgrade pip
-/autograder/venv/bin/python -m pip install -q -r autograder/requirements.txt
+/usr/bin/python3 -m venv "$ROOT/venv"
+"$ROOT/venv/bin/python" -m pip install -q --upgrade pip
+"$ROOT/venv/bin/python" -m pip install -q -r autograder/requirements.txt
 # Put verified MNIST arrays in the grader's cache (Keras's download works on Gradescope).
-VAE_KIT_CACHE_DIR=/autograder/cache /autograder/venv/bin/python -m autograder.tools.fetch_data
+VAE_KIT_CACHE_DIR="$ROOT/cache" "$ROOT/venv/bin/python" -m autograder.tools.fetch_data
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
