@@ -159,6 +159,11 @@ def main(argv=None) -> int:
                   f"{run['wall_seconds']:>7.0f} {peak:>8.0f}  {'ok' if right else 'WRONG':7s}  "
                   f"{', '.join(lost) or '-'}" + (f" (expected {', '.join(expected)})" if expected else ""),
                   flush=True)
+            isolation = row["isolation"] or {}
+            if isolation.get("user") != "unprivileged":
+                print(f"  children ran as {isolation.get('user', 'an unknown')} user", flush=True)
+            for warning in row["warnings"]:
+                print(f"  warning: {warning}", flush=True)
             if args.json:
                 args.json.write_text(json.dumps(rows, indent=1))
 
