@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 REPO_DIR = Path(__file__).resolve().parents[1]
@@ -82,16 +81,12 @@ def deploy(root: Path, time_limit_minutes: float) -> Path:
     ``setup.sh`` there (apt, the virtual environment from ``/usr/bin/python3``, the pinned
     requirements, verified MNIST in ``root/cache``; ``MNIST_DATA_DIR`` is passed on). Returns ``root``.
     """
-    from autograder.tools.gradescope import build_zip
+    from autograder.tools.gradescope import build_zip, unpack
 
     root = root.resolve()
     shutil.rmtree(root / "source", ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(build_zip(root / "autograder.zip", time_limit_minutes)) as archive:
-        for info in archive.infolist():
-            archive.extract(info, root / "source")
-            # zipfile drops the modes the archive records (setup.sh and run_autograder are executable).
-            os.chmod(root / "source" / info.filename, (info.external_attr >> 16) or 0o644)
+    unpack(build_zip(root / "autograder.zip", time_limit_minutes), root / "source")
     # The unprivileged user that runs the submission's code must reach the environment (setup.sh makes
     # it world-readable; the folders above it are ours).
     for folder in [root, *root.parents]:
@@ -103,17 +98,17 @@ def deploy(root: Path, time_limit_minutes: float) -> Path:
     return root
 
 
-def deployed_grade(deployment: Path, submission: Path, work: Path) -> tuple[list[str], dict, Path]:
+def deployed_grade(deployment: Path, submission: Path, work: Path, env: dict) -> tuple[list[str], dict, Path]:
     """The command that grades ``submission`` with the deployment's own ``run_autograder``, in an
     /autograder layout of its own under ``work`` (the deployment's source, environment and cache
-    linked in), its environment, and where it writes ``results.json``."""
+    linked in), ``env`` made to run it there, and where it writes ``results.json``."""
     work.chmod(0o755)
     root = work / "autograder"
     root.mkdir(mode=0o755)
     for name in ("source", "venv", "cache"):
         (root / name).symlink_to(deployment / name)
     shutil.copytree(submission, root / "submission")
-    env = {key: value for key, value in os.environ.items() if key not in ("AUTOGRADER_PYTHON", "VAE_KIT_CACHE_DIR")}
+    env = {key: value for key, value in env.items() if key not in ("AUTOGRADER_PYTHON", "VAE_KIT_CACHE_DIR")}
     return ["bash", str(root / "source" / "run_autograder")], dict(env, AUTOGRADER_ROOT=str(root)), \
         root / "results" / "results.json"
 
@@ -146,8 +141,7 @@ def grade_once(submission: Path, small: bool = False, cores: str | None = None, 
             results = Path(work) / "results.json"
             command = [sys.executable, "-m", "autograder", "grade", str(submission), "--results", str(results)]
         else:
-            command, env, results = deployed_grade(deployment, submission, Path(work))
-            env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+            command, env, results = deployed_grade(deployment, submission, Path(work), env)
         if small:
             command.append("--small")
         if seed is not None:

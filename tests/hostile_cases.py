@@ -1216,10 +1216,9 @@ def gradescope_layout(root: Path, python: str, env: dict) -> dict:
     """Unpack the built Gradescope zip into ``root/source`` beside ``root/submission`` (Gradescope's
     /autograder layout; ``run_autograder`` writes ``root/results/results.json``); the environment that
     runs its ``run_autograder`` there with ``python`` instead of the venv its ``setup.sh`` makes."""
-    from autograder.tools.gradescope import build_zip
+    from autograder.tools.gradescope import build_zip, unpack
 
-    with zipfile.ZipFile(build_zip(root / "autograder.zip")) as archive:
-        archive.extractall(root / "source")
+    unpack(build_zip(root / "autograder.zip"), root / "source")
     return dict(env, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=python, VAE_KIT_CACHE_DIR=str(root / "cache"))
 
 

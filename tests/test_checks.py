@@ -322,26 +322,25 @@ def test_vae_training_says_how_a_failing_run_ended(binary_images):
 
 
 def test_a_run_that_time_cut_short_while_its_loss_fell_says_so_and_warns_the_instructor(binary_images):
-    from autograder.grading.grade import ChildRun, time_cut_warning
+    from autograder.grading.grade import time_cut_warning
 
     request = training_request(binary_images)
     blurry = np.full((50, 1, 28, 28), 0.5)
     falling = trained(binary_images, blurry, [190.0, 160.5])
     outcome = checks.check_vae_training(falling, request, child(), GradeConfig())
     assert outcome.fraction < 1 and "Its loss was still falling (190.0, then 160.5)." in outcome.feedback
-    assert checks.cut_by_time(falling, "vae", 6, checks.vae_met_bar(falling, request))
+    assert checks.training_end(falling, "vae", 6, checks.vae_met_bar(falling, request)) == "time"
     # Not the time: the cap, the bar, an error, a run killed in an epoch.
-    assert not checks.cut_by_time(trained(binary_images, blurry, [190.0] * 6), "vae", 6, False)
+    assert checks.training_end(trained(binary_images, blurry, [190.0] * 6), "vae", 6, False) == "cap"
     met = trained(binary_images, blurry, [130.0, 117.0])
-    assert checks.vae_met_bar(met, request) and not checks.cut_by_time(met, "vae", 6, True)
-    assert not checks.cut_by_time(dict(falling, **{"vae.error": "ValueError"}), "vae", 6, False)
-    assert not checks.cut_by_time(trained(binary_images, blurry, [190.0], finished=False), "vae", 6, False)
+    assert checks.vae_met_bar(met, request) and checks.training_end(met, "vae", 6, True) == "bar"
+    assert checks.training_end(dict(falling, **{"vae.error": "ValueError"}), "vae", 6, False) == "error"
+    assert checks.training_end(trained(binary_images, blurry, [190.0], finished=False), "vae", 6, False) == "stopped"
 
-    run = ChildRun(child=None, arrays=falling)
-    on_gradescope = time_cut_warning("VAE", run, "vae", 6, GradeConfig())
+    on_gradescope = time_cut_warning("VAE", checks.epochs_finished(falling, "vae"), 6, GradeConfig())
     assert on_gradescope.startswith("the VAE's training stopped after 2 of at most 6 epochs, short of its bar")
     assert "560 s" in on_gradescope and "--time-limit" in on_gradescope
-    assert "--time-limit" not in time_cut_warning("VAE", run, "vae", 6, GradeConfig(platform_timeout=False))
+    assert "--time-limit" not in time_cut_warning("VAE", 2, 6, GradeConfig(platform_timeout=False))
 
 
 def test_vae_training_without_a_finished_epoch_names_the_cause(binary_images):

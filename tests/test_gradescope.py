@@ -9,7 +9,7 @@ import pytest
 
 from autograder import config
 from autograder.scoring.checks import CHECKS_BY_KEY
-from autograder.tools.gradescope import SETUP_SH, build_zip
+from autograder.tools.gradescope import SETUP_SH, build_zip, unpack
 from helpers import assert_valid_gradescope
 
 
@@ -22,6 +22,10 @@ def test_zip_holds_setup_run_script_grader_and_classifier_but_no_solution(tmp_pa
             "autograder/grading/grade.py", "autograder/children/harness.py", "hw/code/mnist_data.py"} <= names
     assert "hw/code/vae.py" not in names and "hw/code/assignment.py" not in names
     assert modes["run_autograder"] & 0o111 and modes["setup.sh"] & 0o111
+    # Unpacked as Gradescope unpacks it, the scripts stay executable.
+    source = unpack(path, tmp_path / "source")
+    assert os.access(source / "run_autograder", os.X_OK) and os.access(source / "setup.sh", os.X_OK)
+    assert not os.access(source / "autograder" / "grading" / "grade.py", os.X_OK)
 
 
 def test_each_zip_gets_a_fresh_secret_that_decides_the_grades_inputs(tmp_path):

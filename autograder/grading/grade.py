@@ -616,8 +616,8 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
             ("VAE", vae_run, "vae", checks.vae_met_bar(vae_run.arrays, train), vae_outcome),
             ("CVAE", cvae_run, "cvae", judge.met_bar, generation)):
         cap = int(train[f"{prefix}_epochs"])
-        if outcome.fraction < 1 and checks.cut_by_time(run.arrays, prefix, cap, met_bar):
-            grader.warn(time_cut_warning(title, run, prefix, cap, config))
+        if outcome.fraction < 1 and checks.training_end(run.arrays, prefix, cap, met_bar) == "time":
+            grader.warn(time_cut_warning(title, checks.epochs_finished(run.arrays, prefix), cap, config))
     output = [f"Graded {', '.join(files)}."]
     failed_runs = {run.child.detail for run in [*unit_runs.values(), vae_run, cvae_run]
                    if run.child.status != "ok"}
@@ -631,10 +631,8 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
                               **({"warnings": grader.warnings} if grader.warnings else {})})
 
 
-def time_cut_warning(title: str, run: ChildRun, prefix: str, cap: int, config: GradeConfig) -> str:
+def time_cut_warning(title: str, epochs: int, cap: int, config: GradeConfig) -> str:
     """For the instructor: the grade's time, not the submission, ended a training run short of its bar."""
-    seconds = run.arrays.get(f"{prefix}.epoch_seconds")
-    epochs = 0 if seconds is None else len(seconds)
     remedy = ("build the zip with a longer --time-limit, or grade it again with grade-all, which no platform's "
               "timeout stops" if config.platform_timeout else "grade it again on a machine with more time to spare")
     return (f"the {title}'s training stopped after {epochs} of at most {cap} epochs, short of its bar, because "

@@ -543,6 +543,25 @@ def no_epoch_finished(result, prefix, child_detail: str) -> str:
     return f"Training did not start: the training run {child_detail}."
 
 
+def epochs_finished(result, prefix: str) -> int:
+    """How many epochs the training child of ``prefix`` finished."""
+    seconds = array(result, f"{prefix}.epoch_seconds")
+    return 0 if seconds is None else len(seconds)
+
+
+def training_end(result, prefix: str, cap: int, bar_met: bool) -> str:
+    """Why training ended: ``"error"`` (the submission raised), ``"stopped"`` (the child ended during an
+    epoch), ``"bar"`` (the model met its check's bar), ``"cap"`` (the last epoch allowed) or ``"time"``
+    (the next epoch would not have ended within the grade's time)."""
+    if result.get(f"{prefix}.error"):
+        return "error"
+    if f"done.{prefix}" not in result:
+        return "stopped"
+    if bar_met:
+        return "bar"
+    return "cap" if epochs_finished(result, prefix) >= cap else "time"
+
+
 def training_story(result, prefix, child_detail: str, cap: int, bar_met: str | None) -> str:
     """How the training run went: epochs, why it stopped, and notes that cost no points.
 
@@ -550,17 +569,17 @@ def training_story(result, prefix, child_detail: str, cap: int, bar_met: str | N
     last epoch, or None when it did not.
     """
     seconds = array(result, f"{prefix}.epoch_seconds")
-    epochs = 0 if seconds is None else len(seconds)
+    epochs = epochs_finished(result, prefix)
     # Timings vary from run to run: they are shown only where time decided how training ended.
     per_epoch = f" ({np.mean(seconds):.0f} s per epoch)" if epochs else ""
-    error = result.get(f"{prefix}.error")
-    if error:
-        ended = f"Training stopped in epoch {epochs + 1} with an error: `{error}`."
-    elif f"done.{prefix}" not in result:
+    end = training_end(result, prefix, cap, bool(bar_met))
+    if end == "error":
+        ended = f"Training stopped in epoch {epochs + 1} with an error: `{result[f'{prefix}.error']}`."
+    elif end == "stopped":
         ended = f"The training run {child_detail} during epoch {epochs + 1}."
-    elif bar_met:
+    elif end == "bar":
         ended, per_epoch = bar_met, ""
-    elif epochs >= cap:
+    elif end == "cap":
         ended, per_epoch = f"Training reached the grader's cap of {epochs_text(cap)}.", ""
     else:
         ended = ("Training stopped before the cap because the next epoch would not have ended within the "
@@ -576,16 +595,6 @@ def still_falling(losses) -> str:
     if losses is None or len(losses) < 2 or not np.all(np.isfinite(losses[-2:])) or losses[-1] >= losses[-2]:
         return ""
     return f" Its loss was still falling ({losses[-2]:.1f}, then {losses[-1]:.1f})."
-
-
-# BEGIN GRADER ONLY
-def cut_by_time(result, prefix: str, cap: int, bar_met: bool) -> bool:
-    """Whether the grade's time ended training (``training_story``'s last case): the run ended normally
-    before its cap, short of the bar."""
-    seconds = array(result, f"{prefix}.epoch_seconds")
-    epochs = 0 if seconds is None else len(seconds)
-    return f"done.{prefix}" in result and not result.get(f"{prefix}.error") and not bar_met and epochs < cap
-# END GRADER ONLY
 
 
 def upstream_note(failed_units: list[str]) -> str:

@@ -56,6 +56,16 @@ def archive_members() -> dict[str, Path]:
     return members
 
 
+def unpack(archive_path: Path, folder: Path) -> Path:
+    """Unpack the zip at ``archive_path`` into ``folder`` (``/autograder/source`` on Gradescope) with the modes
+    it records, which ``ZipFile.extractall`` drops (``setup.sh`` and ``run_autograder`` are executable)."""
+    with zipfile.ZipFile(archive_path) as archive:
+        for info in archive.infolist():
+            archive.extract(info, folder)
+            os.chmod(folder / info.filename, (info.external_attr >> 16) or 0o644)
+    return folder
+
+
 def build_zip(out: Path, time_limit_minutes: float = DEFAULT_TIME_LIMIT_SECONDS / 60) -> Path:
     """Write the Gradescope autograder zip to ``out`` (atomically) and return its path.
 
