@@ -293,7 +293,7 @@ class GenerationJudge:
                 continue
             seen = (status.st_mtime_ns, status.st_size)
             arrays = load_result_file(output)
-            epochs = len(np.atleast_1d(arrays.get("cvae.epoch_seconds", [])))
+            epochs = checks.epochs_finished(arrays, "cvae")
             if epochs == 0 or epochs in self.accuracies:
                 continue
             self.accuracies[epochs] = self.accuracy(arrays.get("cvae.samples"))

@@ -546,7 +546,7 @@ def no_epoch_finished(result, prefix, child_detail: str) -> str:
 def epochs_finished(result, prefix: str) -> int:
     """How many epochs the training child of ``prefix`` finished."""
     seconds = array(result, f"{prefix}.epoch_seconds")
-    return 0 if seconds is None else len(seconds)
+    return 0 if seconds is None else np.atleast_1d(seconds).size
 
 
 def training_end(result, prefix: str, cap: int, bar_met: bool) -> str:
