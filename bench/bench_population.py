@@ -4,8 +4,8 @@ Every correct member (``tests/population/members``) must earn full marks on
 every seed; every single-bug mutant must lose points on each check its bug
 belongs to. Prints one row per grade (score, the checks that lost points,
 epochs the grader trained, wall time, peak memory) and exits 1 when any
-verdict is wrong. A full run grades 12+ members on 3 seeds and 15+ mutants on
-one: an hour or two on 2 cores, so run it in the background::
+verdict is wrong. A full run grades 17 members on 3 seeds and 17 mutants on
+one: hours on 2 cores, so run it in the background (or with ``--seeds 1234``)::
 
     python bench/bench_population.py [--seeds 1234 1 2] [--box gradescope] [--only NAME ...]
         [--members-only | --mutants-only] [--small] [--jobs N | --cores 1] [--json OUT.json]
