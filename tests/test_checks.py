@@ -526,3 +526,10 @@ def test_vae_training_names_what_makes_the_outputs_unusable(binary_images):
                     **{"vae.mu": np.full((50, 4), np.nan)})
     outcome = checks.check_vae_training(diverged, request, child(), GradeConfig())
     assert "mu contains NaN" in outcome.feedback and "the decoder's output contains NaN" in outcome.feedback
+
+
+def test_epochs_finished_counts_the_epoch_seconds_a_child_saved_whatever_their_shape():
+    assert checks.epochs_finished({}, "cvae") == 0
+    assert checks.epochs_finished({"cvae.epoch_seconds": np.array([3.0, 2.5])}, "cvae") == 2
+    # np.savez of a single number gives a 0-d array: one epoch, not an error in the grader.
+    assert checks.epochs_finished({"cvae.epoch_seconds": np.array(3.0)}, "cvae") == 1
