@@ -414,36 +414,69 @@ def test_available_cpus_reads_the_cgroup_cpu_quota(tmp_path):
         group.rmdir()
 
 
-@pytest.mark.slow
-def test_a_child_stopped_by_the_containers_memory_limit_is_told_so(python, workdir):
-    """In a box of 300 MB (a cgroup, as a container is), the kernel's out-of-memory killer stops a child long
-    before the grader's own 4,000 MB limit: the result says memory, the box's limit and the child's use."""
+def _in_a_box(memory_mb: int, grader: str):
+    """Run the Python code ``grader`` in a box of 2 CPUs and ``memory_mb`` (a cgroup, as a container is):
+    its output and the number of processes the box's out-of-memory killer stopped."""
     import importlib.util
-    import json
     import subprocess
 
     spec = importlib.util.spec_from_file_location("box", Path(__file__).resolve().parents[1] / "bench" / "box.py")
     box = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(box)
-    hog = "import time\nchunks = []\nwhile True:\n    chunks.append(b'x' * (20 * 2**20))\n    time.sleep(0.02)\n"
-    grader = (
-        "import json, sys\n"
-        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
-        "from autograder.grading.sandbox import Limits, run_child\n"
-        f"result = run_child([{python!r}, '-c', {hog!r}], {str(workdir)!r}, "
-        "Limits(wall_seconds=60, memory_mb=4000, address_space_mb=None))\n"
-        "print(json.dumps({'status': result.status, 'detail': result.detail, 'peak': result.peak_rss_mb}))\n")
     try:
-        with box.Box(box.BoxSize(2.0, 300)) as limited:
+        with box.Box(box.BoxSize(2.0, memory_mb)) as limited:
             done = subprocess.run(limited.wrap([sys.executable, "-c", grader]), capture_output=True, text=True,
                                   timeout=120)
-            assert limited.oom_kills() >= 1, done.stdout + done.stderr
+            return done, limited.oom_kills()
     except box.BoxError as error:
         pytest.skip(str(error))
+
+
+_HOG = "import time\nchunks = []\nwhile True:\n    chunks.append(b'x' * (20 * 2**20))\n    time.sleep(0.02)\n"
+
+
+def _grader_of_a_hog(python: str, workdir: Path, before: str = "") -> str:
+    """A grader that runs ``before``, then a child that fills memory, and prints the child's result as JSON."""
+    return (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from autograder.grading.sandbox import Limits, run_child, shield_from_oom_killer\n"
+        + before +
+        f"result = run_child([{python!r}, '-c', {_HOG!r}], {str(workdir)!r}, "
+        "Limits(wall_seconds=60, memory_mb=4000, address_space_mb=None))\n"
+        "print(json.dumps({'status': result.status, 'detail': result.detail, 'peak': result.peak_rss_mb}))\n")
+
+
+@pytest.mark.slow
+def test_a_child_stopped_by_the_containers_memory_limit_is_told_so(python, workdir):
+    """In a box of 300 MB, the kernel's out-of-memory killer stops a child long before the grader's own
+    4,000 MB limit: the result says memory, the box's limit and the child's use."""
+    import json
+
+    done, oom_kills = _in_a_box(300, _grader_of_a_hog(python, workdir))
+    assert oom_kills >= 1, done.stdout + done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == "memory", result
     assert "memory limit of the machine that grades it (300 MB" in result["detail"], result
     assert 100 < result["peak"] <= 300 and f"had used {result['peak']:.0f} MB" in result["detail"], result
+
+
+def test_a_child_makes_itself_the_out_of_memory_killers_first_choice(python, workdir):
+    result = run_code(python, workdir, "print(open('/proc/self/oom_score_adj').read())")
+    assert result.status == "ok" and result.output.split() == ["1000"], result
+
+
+@pytest.mark.slow
+def test_the_out_of_memory_killer_stops_the_child_and_not_the_larger_grader(python, workdir):
+    """The grader holds 250 MB in a box of 400 MB, the largest process when its child fills the rest: without
+    the exemption the killer stops the grader (as it did in Gradescope's 768 MB), with it only the child."""
+    import json
+
+    hold = "ballast = bytearray(250 * 2**20)\nballast[::4096] = b'x' * len(ballast[::4096])\n"
+    done, oom_kills = _in_a_box(400, _grader_of_a_hog(python, workdir, "shield_from_oom_killer()\n" + hold))
+    assert oom_kills >= 1 and done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == "memory", result
 
 
 def test_the_memory_cgroups_files_are_read_in_both_versions(tmp_path):
