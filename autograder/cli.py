@@ -8,7 +8,6 @@ import sys
 from autograder.config import GradeConfig
 from autograder.grading.grade import GraderError, grade
 from autograder.grading.results import format_table
-from autograder.grading.sandbox import shield_from_oom_killer
 
 
 def config_from(args) -> GradeConfig:
@@ -19,7 +18,6 @@ def config_from(args) -> GradeConfig:
 
 
 def command_grade(args) -> int:
-    shield_from_oom_killer()
     try:
         report = grade(args.submission, args.results, config_from(args),
                        log=lambda line: print(line, file=sys.stderr, flush=True))

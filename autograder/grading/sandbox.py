@@ -70,9 +70,8 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
 _MB = 1024 * 1024
 # When a container runs out of memory, the kernel's out-of-memory killer stops the process with the
-# highest score, which oom_score_adj shifts (-1000 exempts a process, 1000 makes it the first choice).
+# highest score (about its memory), which oom_score_adj shifts: 1000 makes a process the first choice.
 _OOM_SCORE_ADJ_PATH = "/proc/self/oom_score_adj"
-_GRADER_OOM_SCORE_ADJ = -1000
 _CHILD_OOM_SCORE_ADJ = 1000
 # Held shared by every running child of the dedicated user, by every grader on the
 # machine, and taken exclusively for the sweep of that user's processes. It lives
@@ -612,29 +611,6 @@ def _rlimits(limits: Limits, ids: tuple[int, int] | None) -> list[tuple[int, tup
     return pairs
 
 
-def _oom_score_adj() -> int | None:
-    try:
-        return int(Path(_OOM_SCORE_ADJ_PATH).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def shield_from_oom_killer() -> bool:
-    """Exempt the grader's own process from the container's out-of-memory killer, where it may (root).
-
-    A child that fills the container's memory must be the process the kernel stops, never the
-    grader, which would then write no results: in Gradescope's 768 MB a convolutional network's
-    training child was stopped and, 43 ms later, before its memory was freed, the grader too. Every
-    child makes itself the killer's first choice before it runs (``_make_preexec``), so the exemption
-    never reaches student code. Returns whether the grader is exempt.
-    """
-    try:
-        Path(_OOM_SCORE_ADJ_PATH).write_text(str(_GRADER_OOM_SCORE_ADJ))
-    except OSError:
-        return False
-    return _oom_score_adj() == _GRADER_OOM_SCORE_ADJ
-
-
 def _make_preexec(
     rlimits: list[tuple[int, tuple[int, int]]],
     isolate_network: bool,
@@ -654,11 +630,11 @@ def _make_preexec(
     prctl = _PRCTL if _LIBC is not None else None
     sigkill = int(signal.SIGKILL)
     oom_score_adj = str(_CHILD_OOM_SCORE_ADJ).encode()
-    # A child of an exempt grader would inherit the exemption: it must not run unless it dropped it.
-    must_drop_exemption = (_oom_score_adj() or 0) < 0
 
     def preexec() -> None:
-        # Before the uid changes: a process that changed its uid may no longer write its /proc files.
+        # The child, not the grader, is the one the container's out-of-memory killer stops: a grader it
+        # stops writes no results. Before the uid changes: a process that changed its uid may no longer
+        # write its /proc files. Raising the score needs no privilege; where /proc is missing, it stays.
         try:
             fd = os.open(_OOM_SCORE_ADJ_PATH, os.O_WRONLY)
             try:
@@ -666,8 +642,7 @@ def _make_preexec(
             finally:
                 os.close(fd)
         except OSError:
-            if must_drop_exemption:
-                os._exit(125)
+            pass
         if unshare is not None:
             unshare(_CLONE_NEWNET)
         if ids is not None:
