@@ -22,6 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="small training budget, for tests and quick checks (not for real grades)")
     grade.add_argument("--seed", type=int, default=None, help=SEED_HELP)
 
+    finish = commands.add_parser(
+        "finish-grade", help="complete the results of a grader that did not exit normally (run_autograder runs it)")
+    finish.add_argument("--results", type=Path, required=True, help="the results file the grader was writing")
+    finish.add_argument("--exit-status", type=int, required=True,
+                        help="the grader's exit status as a shell reports it (128+N: stopped by signal N)")
+
     grade_all = commands.add_parser("grade-all", help="grade every submission in a folder")
     grade_all.add_argument("submissions", type=Path)
     grade_all.add_argument("--out", type=Path, default=Path("grades.csv"), help="the CSV gradebook")

@@ -29,6 +29,17 @@ def command_grade(args) -> int:
     return 0
 
 
+def command_finish_grade(args) -> int:
+    from autograder.grading.unfinished import finish
+
+    cause = finish(args.results, args.exit_status, GradeConfig().recommended_memory_mb)
+    if cause is None:
+        print(f"the grader wrote its results before it exited ({args.results})", file=sys.stderr)
+    else:
+        print(f"the grade did not finish ({cause['cause']}); results completed in {args.results}", file=sys.stderr)
+    return 0
+
+
 def command_grade_all(args) -> int:
     from autograder.tools.batch import config_from as batch_config, grade_all
 
@@ -118,7 +129,7 @@ def command_handout_table(args) -> int:
 
 
 def run_command(args) -> int:
-    commands = {"grade": command_grade, "grade-all": command_grade_all,
+    commands = {"grade": command_grade, "finish-grade": command_finish_grade, "grade-all": command_grade_all,
                 "similarity": command_similarity, "build-zip": command_build_zip,
                 "release": command_release, "check-release": command_check_release,
                 "handout-table": command_handout_table}

@@ -4,7 +4,9 @@ The grader's own process never imports TensorFlow or the submission: it makes
 the inputs, starts children (``harness.py`` next to a copy of the submission,
 as an unprivileged user when the grader is root), reads back plain arrays and
 computes every score itself. The results file is written in a ``finally``
-block, so whatever the submission does, a valid results file is the grader's.
+block, so whatever the submission does, a valid results file is the grader's;
+before each stage the grader rewrites a provisional one (``unfinished``), so
+that even a grader killed from outside leaves a valid grade.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from autograder.grading.results import Report, TestResult, write_results
 from autograder.grading.sandbox import (ChildResult, Limits, available_cpus, lock_down, memory_cgroup,
                                         network_isolation_available, prepare_workdir, run_child, unprivileged_user)
 from autograder.grading.submission import HARNESS_NAME, SubmissionError, copy_submission
+from autograder.grading.unfinished import ProvisionalResults
 from autograder.grading.verification import VerifiedModels, run_models
 from autograder.paths import CODE_DIR, PACKAGE_DIR, ensure_code_on_path
 from autograder.scoring import checks
@@ -568,14 +571,31 @@ def scored_outcome(found: Evidence, check) -> checks.Outcome:
     return outcome if found.unverified is None else checks.unverified(outcome, found.unverified)
 
 
-def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline: float) -> Report:
+def run_notes(**runs: ChildRun) -> dict[str, str]:
+    """What the provisional results say of each training run that has ended without finishing normally."""
+    titles = {"vae_training": "VAE", "cvae_generation": "CVAE"}
+    return {key: f"Its {titles[key]}'s training run {run.child.detail}." for key, run in runs.items()
+            if run.child.status != "ok"}
+
+
+def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline: float,
+             provisional: ProvisionalResults) -> Report:
     arrays = load_data()
     classifier = load_classifier()
     files = copy_submission(submission, sandbox)
     log(f"submission files: {', '.join(files)}")
     seeds = grade_seeds(config, sandbox, files, log)
     grader = Grader(sandbox, config, log, deadline)
+    provisional.extra_data.update(isolation=grader.isolation, machine=grader.machine)
+    began = deadline - config.total_seconds
 
+    def reached(stage: str, **runs: ChildRun) -> None:
+        # Every unit check but train_vae is final once its child has run; train_vae is scored on the
+        # exported models, which run last.
+        scored = {key: test_result(key, outcome) for key, outcome in outcomes.items() if key != "train_vae"}
+        provisional.write(stage, scored, run_notes(**runs), time.monotonic() - began)
+
+    provisional.write("units", seconds=time.monotonic() - began)
     units_request, outcomes, unit_runs = unit_outcomes(grader, config, arrays, seeds.units)
     train = training_request(config, seeds.training, arrays)
     train_path = save_request(sandbox / "train.npz", train)
@@ -583,13 +603,16 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
     if import_failure:
         vae_run = cvae_run = import_failure
     else:
+        reached("vae")
         vae_run = grader.train("train_vae", train_path, config.train_limits,
                                config.cvae_reserve_seconds + config.scoring_reserve_seconds, keep_epoch=True)
     judge = GenerationJudge(classifier, train["cvae.sample_labels"],
                             config.generation_full_credit + config.generation_stop_margin, sandbox)
     if not import_failure:
+        reached("cvae", vae_training=vae_run)
         cvae_run = grader.train("train_cvae", train_path, config.train_limits, config.scoring_reserve_seconds,
                                 watch=judge)
+    reached("scoring", vae_training=vae_run, cvae_generation=cvae_run)
 
     # The scores of the three training checks come only from the exported models, run on inputs
     # drawn from the scoring seed by children that never import the submission.
@@ -698,12 +721,14 @@ def grade(submission: Path, results_path: Path, config: GradeConfig | None = Non
     start = time.monotonic()
     report = Report(tests=zero_report("Not graded: the grader stopped before this check."))
     grader_error = None
+    provisional = ProvisionalResults(Path(results_path), memory_cgroup())
     # The work folder is removed last, after the results are written, however long that takes.
     with contextlib.ExitStack() as cleanup:
         try:
             lock_down([PACKAGE_DIR, CODE_DIR, Path(results_path).resolve().parent])
+            provisional.write("start")
             sandbox = cleanup.enter_context(work_folder("grade-", log))
-            report = grade_in(sandbox, Path(submission), config, log, start + config.total_seconds)
+            report = grade_in(sandbox, Path(submission), config, log, start + config.total_seconds, provisional)
         except SubmissionError as error:
             report = Report(tests=zero_report(f"Not graded: {error}"), output=f"Not graded: {error}",
                             extra_data={"invalid": str(error)})

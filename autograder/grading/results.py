@@ -76,13 +76,19 @@ class Report:
 
 
 def write_results(report: Report, path: Path) -> None:
-    """Write ``report`` as Gradescope JSON: a temporary file in the same folder, then a rename."""
+    """Write ``report`` as Gradescope JSON (``write_json``)."""
+    write_json(report.as_gradescope(), path)
+
+
+def write_json(data: dict, path: Path) -> None:
+    """Write ``data`` as JSON at ``path``: a temporary file in the same folder, then a rename, so that a
+    reader (or a grader killed mid-write) never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as file:
-            json.dump(report.as_gradescope(), file, indent=1)
+            json.dump(data, file, indent=1)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +30,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from autograder.config import LOCAL_TIME_LIMIT_SECONDS
+from autograder.config import LOCAL_TIME_LIMIT_SECONDS, GradeConfig
+from autograder.grading.unfinished import finish, stop_summary
 from autograder.paths import REPO_DIR
 from autograder.scoring.checks import CHECKS
 
@@ -181,6 +183,12 @@ def grade_one(submission: Path, results: Path, config: BatchConfig) -> dict:
                              if not line.startswith("results written to"))[:300]
     except subprocess.TimeoutExpired:
         error = f"grading took longer than {GRADE_TIMEOUT_S:g} s"
+    if returncode != 0:
+        # A grader killed from outside (the out-of-memory killer, the timeout above) left provisional results.
+        cause = finish(results, -signal.SIGKILL if returncode is None else returncode,
+                       GradeConfig().recommended_memory_mb)
+        if cause is not None and returncode is not None:
+            error = stop_summary(cause)
     minutes = (time.monotonic() - start) / 60
     data = read_json(results)
     if data is None:

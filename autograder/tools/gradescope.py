@@ -37,7 +37,14 @@ PYTHON="${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}"
 export VAE_KIT_CACHE_DIR="${VAE_KIT_CACHE_DIR:-$ROOT/cache}"
 cd "$ROOT/source"
 mkdir -p "$ROOT/results"
-exec "$PYTHON" -m autograder grade "$ROOT/submission" --results "$ROOT/results/results.json" "$@"
+"$PYTHON" -m autograder grade "$ROOT/submission" --results "$ROOT/results/results.json" "$@"
+status=$?
+if [ "$status" -ne 0 ]; then
+    # A grader killed from outside (the container's out-of-memory killer) wrote no final results: complete
+    # the provisional ones it kept with what stopped it.
+    "$PYTHON" -m autograder finish-grade --results "$ROOT/results/results.json" --exit-status "$status"
+fi
+exit "$status"
 """
 
 
