@@ -145,6 +145,34 @@ def test_status_names_the_worst_way_a_run_ended():
     assert batch.status_of(None, 0) == "grader-error"
 
 
+@pytest.mark.parametrize("ending", ["killed", "timeout"])
+def test_a_grader_stopped_mid_grade_keeps_its_provisional_results_and_says_why(tmp_path, monkeypatch, ending):
+    """The grader is stopped after the unit checks (forced: a stand-in for the grader's process writes the
+    provisional results it would have written, then is killed or outlives the batch's timeout)."""
+    from autograder.grading.results import TestResult
+    from autograder.grading.unfinished import ProvisionalResults
+
+    results = tmp_path / "results.json"
+    spec = CHECKS[0]
+
+    def stopped_grader(command, **kwargs):
+        ProvisionalResults(results).write("vae", {spec.key: TestResult(spec.name, spec.points, spec.points, "ok")})
+        if ending == "timeout":
+            raise subprocess.TimeoutExpired(command, batch.GRADE_TIMEOUT_S)
+        return subprocess.CompletedProcess(command, -signal.SIGKILL, "", "")
+
+    monkeypatch.setattr(batch.subprocess, "run", stopped_grader)
+    row = batch.grade_one(tmp_path / "alice", results, batch.BatchConfig(tmp_path))
+    assert row["total"] == spec.points and row[spec.name] == spec.points
+    if ending == "timeout":
+        assert row["status"] == "timeout" and row["error"].startswith("grading took longer than")
+    else:
+        assert row["status"] == "grader-error" and row["error"] == "SIGKILL stopped the grader"
+    data = batch.read_json(results)
+    assert data["extra_data"]["interrupted"] == {"stage": "vae", "cause": "signal", "signal": "SIGKILL"}
+    assert all("SIGKILL" in test["output"] for test in data["tests"][1:])
+
+
 def test_default_workers_fit_the_cores_and_memory_and_say_so():
     workers, why = batch.default_workers()
     assert 1 <= workers <= len(os.sched_getaffinity(0))

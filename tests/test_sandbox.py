@@ -432,25 +432,32 @@ def _in_a_box(memory_mb: int, grader: str):
         pytest.skip(str(error))
 
 
-_HOG = "import time\nchunks = []\nwhile True:\n    chunks.append(b'x' * (20 * 2**20))\n    time.sleep(0.02)\n"
+def _hog(pause: float) -> str:
+    """A child that fills memory, 20 MB at a time with ``pause`` seconds between (1 GB/s at 0.02)."""
+    return f"import time\nchunks = []\nwhile True:\n    chunks.append(b'x' * (20 * 2**20))\n    time.sleep({pause})\n"
 
 
-def _grader_of_a_hog(python: str, workdir: Path, before: str = "") -> str:
-    """A grader that runs ``before``, then a child that fills memory, and prints the child's result as JSON."""
+def _grader_of_a_hog(python: str, workdir: Path, before: str = "", pause: float = 0.02,
+                     reserve_mb: int | None = None) -> str:
+    """A grader that runs ``before``, then a child that fills memory, and prints the child's result as JSON.
+
+    ``reserve_mb``: ``Limits.container_reserve_mb`` (None: the container's out-of-memory killer acts).
+    """
     return (
         "import json, sys\n"
         f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
         "from autograder.grading.sandbox import Limits, run_child\n"
         + before +
-        f"result = run_child([{python!r}, '-c', {_HOG!r}], {str(workdir)!r}, "
-        "Limits(wall_seconds=60, memory_mb=4000, address_space_mb=None))\n"
+        f"result = run_child([{python!r}, '-c', {_hog(pause)!r}], {str(workdir)!r}, "
+        f"Limits(wall_seconds=60, memory_mb=4000, address_space_mb=None, container_reserve_mb={reserve_mb!r}))\n"
         "print(json.dumps({'status': result.status, 'detail': result.detail, 'peak': result.peak_rss_mb}))\n")
 
 
 @pytest.mark.slow
 def test_a_child_stopped_by_the_containers_memory_limit_is_told_so(python, workdir):
     """In a box of 300 MB, the kernel's out-of-memory killer stops a child long before the grader's own
-    4,000 MB limit: the result says memory, the box's limit and the child's use."""
+    4,000 MB limit: the result says memory, the box's limit and the child's use. (The child grows faster
+    than the grader's guard, ``container_reserve_mb``, looks; here it is off.)"""
     import json
 
     done, oom_kills = _in_a_box(300, _grader_of_a_hog(python, workdir))
@@ -472,11 +479,33 @@ def test_the_out_of_memory_killer_stops_the_child_and_not_the_larger_grader(pyth
     killer must stop the child (the grader would write no results), so the grader reports the run."""
     import json
 
-    hold = "ballast = bytearray(250 * 2**20)\nballast[::4096] = b'x' * len(ballast[::4096])\n"
-    done, oom_kills = _in_a_box(400, _grader_of_a_hog(python, workdir, hold))
+    done, oom_kills = _in_a_box(400, _grader_of_a_hog(python, workdir, _ballast(250)))
     assert oom_kills >= 1 and done.returncode == 0, done.stdout + done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == "memory", result
+
+
+def _ballast(mb: int) -> str:
+    """Code that makes the grader hold ``mb`` MB of anonymous memory."""
+    return f"ballast = bytearray({mb} * 2**20)\nballast[::4096] = b'x' * len(ballast[::4096])\n"
+
+
+@pytest.mark.slow
+def test_the_grader_stops_a_child_before_the_container_must(python, workdir):
+    """The grader holds 150 MB in a box of 400 MB; a child fills the rest at 100 MB/s. The grader stops it
+    once the box's unreclaimable memory is within 64 MB of the limit: no out-of-memory kill at all (the
+    killer might have taken the grader), and the result names the box's limit and what the child held."""
+    import json
+    import re
+
+    done, oom_kills = _in_a_box(400, _grader_of_a_hog(python, workdir, _ballast(150), pause=0.2, reserve_mb=64))
+    assert oom_kills == 0 and done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == "memory", result
+    assert "memory limit of the machine that grades it (400 MB" in result["detail"], result
+    held = float(re.search(r"had used (\d+) MB", result["detail"]).group(1))
+    # The box's 400 MB less the grader's 150 and the reserve, within what the child adds between two looks.
+    assert 120 < held <= 400 - 150 - 64 + 40, result
 
 
 def test_the_memory_cgroups_files_are_read_in_both_versions(tmp_path):

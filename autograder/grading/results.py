@@ -95,6 +95,15 @@ def write_json(data: dict, path: Path) -> None:
             os.remove(tmp)
 
 
+def read_json(path: Path) -> dict | None:
+    """The JSON object in the file at ``path``, or None when it cannot be read or is not an object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _plain(text: str, width: int) -> str:
     """The first sentence-ish of a feedback text, without HTML or Markdown code marks."""
     import re

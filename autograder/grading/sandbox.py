@@ -105,6 +105,11 @@ class Limits:
     output_bytes: int = 64_000
     file_size_mb: int = 256
     cpu_seconds: int | None = None
+    # Inside a container with a memory limit, the child is stopped once the container's unreclaimable
+    # memory (anonymous and shared pages, the grader's included) comes closer than this to the limit:
+    # the grader stops it before the container's out-of-memory killer must act, which may take the
+    # grader itself. None: leave it to the killer.
+    container_reserve_mb: int | None = 64
 
 
 @dataclass
@@ -415,16 +420,34 @@ def _read_output(fd: int, capture: _Capture) -> None:
             pass
 
 
-class _Watchdog:
-    """Enforces the wall-clock, memory and process-count limits from a background thread."""
+def _anon_bytes(pid: int) -> int:
+    """The resident memory of ``pid`` that is not file-backed (resident less shared in ``statm``)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            fields = handle.read().split()
+        return max(int(fields[1]) - int(fields[2]), 0) * _PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return 0
 
-    def __init__(self, tracker: _Tracker, limits: Limits, deadline: float) -> None:
+
+class _Watchdog:
+    """Enforces the wall-clock, memory and process-count limits from a background thread.
+
+    ``container``: the memory cgroup the grader runs in and the unreclaimable memory (MB) at which the
+    child is stopped (``Limits.container_reserve_mb`` below the cgroup's limit).
+    """
+
+    def __init__(self, tracker: _Tracker, limits: Limits, deadline: float,
+                 container: tuple[MemoryCgroup, float] | None = None) -> None:
         self.tracker = tracker
         self.limit_bytes = limits.memory_mb * _MB
         self.max_processes = limits.max_processes
         self.deadline = deadline
+        self.container = container
         self.reason: str | None = None
         self.peak_bytes = 0
+        # The child's peak of memory that is not file-backed: what it held of a container's limit.
+        self.peak_anon_bytes = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="sandbox-watchdog", daemon=True)
 
@@ -449,6 +472,13 @@ class _Watchdog:
                     self.reason = "memory"
                     self.tracker.kill_all()
                     return
+                if self.container is not None:
+                    self.peak_anon_bytes = max(self.peak_anon_bytes, sum(_anon_bytes(p.pid) for p in live))
+                    held = self.container[0].unreclaimable_mb()
+                    if held is not None and held > self.container[1]:
+                        self.reason = "container"
+                        self.tracker.kill_all()
+                        return
             except Exception:  # noqa: BLE001 - the watchdog must keep enforcing the deadline.
                 pass
             wait = min(_POLL_SECONDS, max(self.deadline - time.monotonic(), 0.0))
@@ -523,6 +553,20 @@ class MemoryCgroup:
         except OSError:
             return None
         return next((int(line.split()[1]) for line in lines if line.startswith("oom_kill ")), None)
+
+    def unreclaimable_mb(self) -> float | None:
+        """The memory charged to it that no reclaim can free: anonymous and shared (tmpfs) pages, in MB."""
+        try:
+            lines = (self.folder / "memory.stat").read_text().splitlines()
+        except OSError:
+            return None
+        stat = dict(line.split(maxsplit=1) for line in lines if " " in line)
+        # v1's total_ counters include the cgroups below this one; v2's counters always do.
+        names = ("anon", "shmem") if self.version == 2 else ("total_rss", "total_shmem")
+        try:
+            return sum(int(stat[name]) for name in names) / _MB
+        except (KeyError, ValueError):
+            return None
 
     def limit_mb(self) -> float | None:
         """Its memory limit in MB, or None when unlimited or unknown."""
@@ -661,7 +705,8 @@ def _make_preexec(
     return preexec
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
+    """The name of signal ``number`` ("SIGKILL"), or "signal N" for one Python does not name."""
     try:
         return signal.Signals(number).name
     except ValueError:
@@ -684,7 +729,8 @@ def _classify(
     """Status and one-sentence detail for a child that ran.
 
     ``container``: (the container's memory limit, the child's peak) in MB, when the container's
-    out-of-memory killer stopped a process while the child ran.
+    out-of-memory killer stopped a process while the child ran, or the watchdog stopped the child
+    before it had to (``reason`` "container").
     """
     if returncode is None:
         return "error", "ended, but its exit status could not be collected"
@@ -694,6 +740,8 @@ def _classify(
     if killed and reason == "memory":
         return "memory", (f"used more than {limits.memory_mb} MB of memory, the grader's limit for one run, and was "
                           "stopped (a smaller network needs less memory)")
+    if killed and reason == "container" and container is not None:
+        return "memory", container_memory_detail(*container)
     if killed and reason == "processes":
         return "processes", f"started more than {limits.max_processes} processes and was stopped"
     if returncode == 0:
@@ -711,7 +759,7 @@ def _classify(
             return "memory", container_memory_detail(*container)
         if number == signal.SIGXFSZ:
             return "signal", f"wrote a file larger than {limits.file_size_mb} MB and was stopped"
-        return "signal", f"was killed by signal {_signal_name(number)}"
+        return "signal", f"was killed by signal {signal_name(number)}"
     if _ended_with_memory_error(output):
         return "memory", f"ran out of memory (MemoryError) and exited with status {returncode}"
     return "exit", f"exited with status {returncode}"
@@ -751,6 +799,9 @@ def run_child(
     cgroup = memory_cgroup()
     oom_kills = cgroup.oom_kills() if cgroup else None
     memory_before = (cgroup, oom_kills) if oom_kills is not None else None
+    container_mb = cgroup.limit_mb() if cgroup else None
+    guard = (cgroup, container_mb - limits.container_reserve_mb) \
+        if container_mb is not None and limits.container_reserve_mb is not None else None
     try:
         with _ACTIVE_LOCK:
             try:
@@ -774,7 +825,7 @@ def run_child(
             _active_children += 1
 
         try:
-            return _supervise(proc, limits, token, ids, started, lock_fd, memory_before)
+            return _supervise(proc, limits, token, ids, started, lock_fd, memory_before, guard)
         finally:
             with _ACTIVE_LOCK:
                 _active_children -= 1
@@ -830,10 +881,12 @@ def _supervise(
     started: float,
     lock_fd: int | None,
     memory_before: tuple[MemoryCgroup, int] | None = None,
+    guard: tuple[MemoryCgroup, float] | None = None,
 ) -> ChildResult:
     """Wait for a started child under the limits, clean up and build the result.
 
-    ``memory_before``: the grader's memory cgroup and its out-of-memory kills before the child started.
+    ``memory_before``: the grader's memory cgroup and its out-of-memory kills before the child started;
+    ``guard``: as ``_Watchdog``'s ``container``.
     """
     assert proc.stdout is not None
     capture = _Capture(limits.output_bytes)
@@ -846,7 +899,7 @@ def _supervise(
 
     child = _read_proc(proc.pid) or _Proc(proc.pid, os.getpid(), proc.pid, b"R", 0, 0)
     tracker = _Tracker(child, token)
-    watchdog = _Watchdog(tracker, limits, started + limits.wall_seconds)
+    watchdog = _Watchdog(tracker, limits, started + limits.wall_seconds, guard)
     watchdog.thread.start()
 
     returncode: int | None = None
@@ -880,7 +933,11 @@ def _supervise(
         peak = max(peak, usage.ru_maxrss * 1024)
         cpu_used = usage.ru_utime + usage.ru_stime
     container = None
-    if memory_before is not None and (memory_before[0].oom_kills() or 0) > memory_before[1]:
-        container = (memory_before[0].limit_mb(), peak / _MB)
+    if watchdog.reason == "container" or \
+            memory_before is not None and (memory_before[0].oom_kills() or 0) > memory_before[1]:
+        # What the child held of the container's memory: its resident memory counts file pages that
+        # other processes share, and that the kernel may have charged elsewhere.
+        held = watchdog.peak_anon_bytes or peak
+        container = (guard[0].limit_mb() if guard else memory_before[0].limit_mb(), held / _MB)
     status, detail = _classify(returncode, watchdog.reason, limits, output, cpu_used, container)
     return ChildResult(status, returncode, seconds, output, peak / _MB, detail)

@@ -13,13 +13,11 @@ out-of-memory kill during the grade, else the signal or exit status.
 
 from __future__ import annotations
 
-import json
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.grading.results import TestResult, write_json
-from autograder.grading.sandbox import MemoryCgroup, memory_cgroup
+from autograder.grading.results import TestResult, read_json, write_json
+from autograder.grading.sandbox import MemoryCgroup, memory_cgroup, signal_name
 from autograder.scoring.checks import CHECKS
 
 # What the grader was doing at each stage, as the student and the instructor read it ("... stopped while it STAGE").
@@ -91,7 +89,7 @@ def stop_cause(returncode: int, oom_kills_before: int | None, cgroup: MemoryCgro
     container's memory cgroup counts more out-of-memory kills than when the stage began.
     """
     number = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else None
-    name = _signal_name(number) if number else None
+    name = signal_name(number) if number else None
     kills = cgroup.oom_kills() if cgroup else None
     if name == "SIGKILL" and kills is not None and oom_kills_before is not None and kills > oom_kills_before:
         limit_mb = cgroup.limit_mb()
@@ -99,13 +97,6 @@ def stop_cause(returncode: int, oom_kills_before: int | None, cgroup: MemoryCgro
     if name:
         return {"cause": "signal", "signal": name}
     return {"cause": "exit", "exit_status": returncode}
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 def stop_summary(cause: dict) -> str:
@@ -168,8 +159,6 @@ def finish(results_path: Path, returncode: int, recommended_memory_mb: int, cgro
 
 
 def _read(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("tests"), list) else None
+    """The results file at ``path``, or None when there is none to complete."""
+    data = read_json(path)
+    return data if data is not None and isinstance(data.get("tests"), list) else None

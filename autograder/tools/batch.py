@@ -31,6 +31,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from autograder.config import LOCAL_TIME_LIMIT_SECONDS, GradeConfig
+from autograder.grading.results import read_json
 from autograder.grading.unfinished import finish, stop_summary
 from autograder.paths import REPO_DIR
 from autograder.scoring.checks import CHECKS
@@ -140,14 +141,6 @@ def row_from_results(name: str, data: dict) -> dict:
     return row
 
 
-def read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def write_atomically(path: Path, write, mode: str = "w") -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,7 +189,8 @@ def grade_one(submission: Path, results: Path, config: BatchConfig) -> dict:
                "status": "timeout" if returncode is None else "grader-error",
                "error": error or "the grader wrote no results file"}
     else:
-        row = {**row_from_results(submission.name, data), "status": status_of(data, returncode),
+        row = {**row_from_results(submission.name, data),
+               "status": "timeout" if returncode is None else status_of(data, returncode),
                "error": error or (data.get("extra_data") or {}).get("invalid", "")}
     row["minutes"] = round(minutes, 2)
     return row
