@@ -586,7 +586,8 @@ def grade_in(sandbox: Path, submission: Path, config: GradeConfig, log, deadline
     log(f"submission files: {', '.join(files)}")
     seeds = grade_seeds(config, sandbox, files, log)
     grader = Grader(sandbox, config, log, deadline)
-    provisional.extra_data.update(isolation=grader.isolation, machine=grader.machine)
+    # The grader's warnings list itself, so that each later stage's results carry the warnings so far.
+    provisional.extra_data.update(isolation=grader.isolation, machine=grader.machine, warnings=grader.warnings)
     began = deadline - config.total_seconds
 
     def reached(stage: str, **runs: ChildRun) -> None:

@@ -6,7 +6,7 @@ grade had reached. A grader killed from outside (most often by the container's o
 which leaves it no chance to write anything) thus still leaves a valid grade and a reason.
 ``finish``, which ``run_autograder`` and ``grade-all`` call after a grader that did not exit
 normally, adds what stopped it: memory, where the container's memory cgroup counted an
-out-of-memory kill during the grade, else the signal or exit status.
+out-of-memory kill during the stage the grade had reached, else the signal or exit status.
 
 ``finish`` runs in the container where the grader died: this module never imports TensorFlow.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.grading.results import TestResult, read_json, write_json
+from autograder.grading.results import Report, TestResult, read_json, write_json, write_results
 from autograder.grading.sandbox import MemoryCgroup, memory_cgroup, signal_name
 from autograder.scoring.checks import CHECKS
 
@@ -67,18 +67,11 @@ class ProvisionalResults:
         scored, notes = scored or {}, notes or {}
         tests = [scored[spec.key] if spec.key in scored else
                  _unscored(spec.name, spec.points, stage, notes.get(spec.key, "")) for spec in CHECKS]
-        data = {
-            "score": round(sum(test.score for test in tests), 2),
-            "execution_time": round(seconds, 1),
-            "output": f"The grade did not finish: the grader was stopped while it {STAGES[stage]}.",
-            "output_format": "md",
-            "visibility": "visible",
-            "stdout_visibility": "hidden",
-            "tests": [test.as_gradescope() for test in tests],
-            "extra_data": {**self.extra_data, PROVISIONAL: {
-                "stage": stage, "oom_kills": self.cgroup.oom_kills() if self.cgroup else None}},
-        }
-        write_json(data, self.path)
+        oom_kills = self.cgroup.oom_kills() if self.cgroup else None
+        write_results(Report(tests, f"The grade did not finish: the grader was stopped while it {STAGES[stage]}.",
+                             seconds, extra_data={**self.extra_data, PROVISIONAL: {"stage": stage,
+                                                                                   "oom_kills": oom_kills}}),
+                      self.path)
 
 
 def stop_cause(returncode: int, oom_kills_before: int | None, cgroup: MemoryCgroup | None) -> dict:
@@ -127,7 +120,8 @@ def cause_text(cause: dict, recommended_memory_mb: int) -> tuple[str, str]:
             "verdict on your code.", f"it ended with exit status {cause['exit_status']}: grade it again")
 
 
-def finish(results_path: Path, returncode: int, recommended_memory_mb: int, cgroup: MemoryCgroup | None = None) -> dict | None:
+def finish(results_path: Path, returncode: int, recommended_memory_mb: int,
+           cgroup: MemoryCgroup | None = None) -> dict | None:
     """After a grader that exited with ``returncode`` (not 0): complete the provisional results it left
     at ``results_path`` with what stopped it, or write them afresh if it left none; returns the cause.
 
